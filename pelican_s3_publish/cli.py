@@ -1,0 +1,104 @@
+"""`pelican-s3-publish`: publish an already built output directory.
+
+Exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import log
+from .errors import PublishError, SettingsError
+from .settings import from_pelican
+
+DEFAULT_SETTINGS = ("publishconf.py", "pelicanconf.py")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pelican-s3-publish",
+        description="Publish a built Pelican site to S3, sending only new and changed files.",
+    )
+    parser.add_argument("-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)")
+    parser.add_argument("-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
+    parser.add_argument("--json", action="store_true", help="print the JSON report on standard output")
+    parser.add_argument(
+        "-e",
+        "--extra-settings",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="override settings, as with pelican -e",
+    )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="show each file sent")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="show errors only")
+    return parser
+
+
+def _settings_path(given: str | None) -> str:
+    if given:
+        if not Path(given).is_file():
+            raise SettingsError(f"settings file {given} does not exist: pass the right path with -s")
+        return given
+    found = next((name for name in DEFAULT_SETTINGS if Path(name).is_file()), None)
+    if found is None:
+        raise SettingsError("no publishconf.py or pelicanconf.py here: run from the site's folder or pass -s")
+    return found
+
+
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    overrides = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise SettingsError(f"-e {pair}: write KEY=VALUE, with VALUE as JSON")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pelican.settings import read_settings
+
+    path = _settings_path(args.settings)
+    overrides = _overrides(args.extra_settings)
+    if args.output:
+        overrides["OUTPUT_PATH"] = str(Path(args.output).absolute())
+    pelican_settings = read_settings(path, override=overrides)
+    settings = from_pelican(pelican_settings)
+    if args.dry_run:
+        settings = dataclasses.replace(settings, dry_run=True)
+    from .publish import publish
+
+    report = publish(settings, pelican_settings["OUTPUT_PATH"])
+    if args.dry_run and not args.json:
+        for line in report.plan:
+            print(line)
+    log.info("%s", report.summary())
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    log.logger.setLevel(level)
+    try:
+        return _run(args)
+    except PublishError as error:
+        log.error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted: the site is as it was, or partly updated; publish again to finish")
+        return 1

@@ -1,0 +1,128 @@
+"""Walk the output directory: every file to publish, with its key and content MD5.
+
+Hashing streams each file, so a large download never sits in memory whole,
+and runs on a thread pool: hashlib and file reads release the GIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import content_types
+from .errors import RefusedError, SettingsError
+from .globs import first_match
+
+READ_BLOCK = 1024 * 1024
+MAX_KEY_BYTES = 1024
+HASH_BATCH = 256
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    relpath: str  # POSIX path under the output directory; the key is prefix + relpath
+    path: str
+    size: int
+    md5: str
+    head: bytes  # first bytes, kept only where they decide the Content-Type
+
+
+def _check_name(relpath: str, where: Path) -> None:
+    try:
+        encoded = relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingsError(
+            f"file name {relpath.encode('utf-8', 'surrogateescape')!r} in {where} "
+            "is not valid UTF-8: rename it"
+        ) from None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relpath):
+        raise SettingsError(f"file name {relpath!r} in {where} holds control characters: rename it")
+    if len(encoded) > MAX_KEY_BYTES:
+        raise SettingsError(f"file name {relpath[:60]!r}... in {where} is over {MAX_KEY_BYTES} bytes")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _walk(root: Path, directory: Path, seen: set[Path]) -> Iterator[tuple[str, str, int]]:
+    """(relpath, path, size) of each regular file, following links that stay inside."""
+    with os.scandir(directory) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            path = Path(entry.path)
+            relpath = path.relative_to(root).as_posix()
+            if entry.is_symlink():
+                target = path.resolve()
+                if not _inside(target, root):
+                    raise SettingsError(
+                        f"{path} is a link to {target}, outside the output directory: "
+                        "copy the file instead of linking it"
+                    )
+            try:
+                info = entry.stat()
+            except OSError as error:
+                raise SettingsError(f"cannot read {path}: {error.strerror}") from None
+            if stat.S_ISDIR(info.st_mode):
+                real = path.resolve()
+                if real in seen:
+                    raise SettingsError(f"{path} links back to {real}: remove the link loop")
+                yield from _walk(root, path, seen | {real})
+            elif stat.S_ISREG(info.st_mode):
+                yield relpath, str(path), info.st_size
+
+
+def _hash(relpath: str, path: str, size: int) -> LocalFile:
+    digest = hashlib.md5(usedforsecurity=False)
+    head = b""
+    try:
+        with open(path, "rb") as handle:
+            block = handle.read(READ_BLOCK)
+            if content_types.needs_sniffing(relpath) or block.startswith(content_types.GZIP_MAGIC):
+                head = block[: content_types.SNIFF_BYTES]
+            while block:
+                digest.update(block)
+                block = handle.read(READ_BLOCK)
+    except OSError as error:
+        raise SettingsError(f"cannot read {path}: {error.strerror}: check its permissions") from None
+    return LocalFile(relpath, path, size, digest.hexdigest(), head)
+
+
+def _hash_batch(batch: list[tuple[str, str, int]]) -> list[LocalFile]:
+    return [_hash(*item) for item in batch]
+
+
+def _batches(items: list[tuple[str, str, int]]) -> Iterator[list[tuple[str, str, int]]]:
+    for start in range(0, len(items), HASH_BATCH):
+        yield items[start : start + HASH_BATCH]
+
+
+def output_root(output_dir: str | os.PathLike[str]) -> Path:
+    root = Path(output_dir).absolute()
+    if not root.is_dir():
+        raise SettingsError(f"output directory {root} does not exist: build the site first")
+    return root.resolve()
+
+
+def scan(
+    output_dir: str | os.PathLike[str],
+    exclude: tuple[str, ...],
+    reserved: frozenset[str] = frozenset(),
+    workers: int = 8,
+) -> list[LocalFile]:
+    """Every file to publish, sorted by relpath; refuses an empty site."""
+    root = output_root(output_dir)
+    found = []
+    for relpath, path, size in _walk(root, root, {root}):
+        if relpath in reserved or first_match(exclude, relpath):
+            continue
+        _check_name(relpath, root)
+        found.append((relpath, path, size))
+    if not found:
+        raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return [item for batch in pool.map(_hash_batch, _batches(found)) for item in batch]

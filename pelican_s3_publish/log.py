@@ -1,0 +1,34 @@
+"""Messages through Pelican's logging, each prefixed so users can tell them apart."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("pelican_s3_publish")
+PREFIX = "s3-publish: "
+
+
+def show_summary_by_default() -> None:
+    """Let INFO through while the root logger sits at its WARNING default.
+
+    Pelican shows warnings by default, and `--fatal warnings` turns every
+    warning into an error, so the summary cannot be a warning; `-q` still
+    silences it and `-D` still adds the debug lines.
+    """
+    root_level = logging.getLogger().getEffectiveLevel()
+    logger.setLevel(min(root_level, logging.INFO) if root_level <= logging.WARNING else root_level)
+
+
+def debug(message: str, *args: object) -> None:
+    logger.debug(PREFIX + message, *args)
+
+
+def info(message: str, *args: object) -> None:
+    logger.info(PREFIX + message, *args)
+
+
+def error(message: str) -> None:
+    try:
+        logger.error("%s", PREFIX + message)
+    except RuntimeError:
+        pass  # `pelican --fatal errors` raises after showing the line; we exit right after

@@ -1,0 +1,158 @@
+"""The plan: what a publish will do, decided before anything is written.
+
+A plain value: it can be printed (`--dry-run`), tested, and handed to the
+transfer. Deciding is pure; the only facts it needs are the local files, the
+remote state, and which unrecorded objects were found to hold the local bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .errors import RefusedError
+from .headers import Headers
+from .local import LocalFile
+from .remote import Record, RemoteState
+from .settings import Delete
+
+Reason = Literal["new", "changed", "missing", "headers"]
+
+# Sent after everything else, so they never link to an asset not yet there.
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/atom+xml", "application/rss+xml")
+
+
+@dataclass(frozen=True)
+class Upload:
+    file: LocalFile
+    headers: Headers
+    reason: Reason
+
+    @property
+    def is_page(self) -> bool:
+        return dict(self.headers).get("content-type", "").startswith(PAGE_TYPES)
+
+
+@dataclass(frozen=True)
+class HeaderUpdate:
+    """Replace an object's headers in place: a server-side copy, no bytes sent."""
+
+    file: LocalFile
+    headers: Headers
+    old_headers: Headers
+
+
+@dataclass(frozen=True)
+class Plan:
+    uploads: tuple[Upload, ...]  # assets first, then pages and feeds
+    header_updates: tuple[HeaderUpdate, ...]
+    deletes: tuple[str, ...]
+    kept: dict[str, Record] = field(default_factory=dict)  # records that stay true as they are
+    unchanged: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.uploads or self.header_updates or self.deletes)
+
+    def describe(self) -> list[str]:
+        """One line per key that would change, saying what and why."""
+        lines = [
+            f"upload  {u.file.relpath}  ({u.reason}, {u.file.size} bytes, {dict(u.headers)['content-type']})"
+            for u in self.uploads
+        ]
+        for update in self.header_updates:
+            old, new = dict(update.old_headers), dict(update.headers)
+            changes = ", ".join(
+                f"{name}: {old.get(name, '(none)')!r} -> {new.get(name, '(none)')!r}"
+                for name in sorted(old.keys() | new.keys())
+                if old.get(name) != new.get(name)
+            )
+            lines.append(f"headers {update.file.relpath}  ({changes})")
+        lines += [f"delete  {relpath}" for relpath in self.deletes]
+        return lines
+
+
+def vouched(relpath: str, state: RemoteState) -> Record | None:
+    """The manifest's record, if the object listed is still the one it describes."""
+    record = state.manifest.records.get(relpath)
+    listed = state.listing.get(relpath)
+    return record if record and listed and listed.etag == record.etag else None
+
+
+def to_inspect(files: Iterable[LocalFile], state: RemoteState) -> list[LocalFile]:
+    """Listed objects the manifest cannot vouch for whose size fits the local file.
+
+    They were uploaded by another tool, or by a publish that was interrupted
+    before writing its manifest: if their bytes match, they are adopted.
+    """
+    return [
+        f
+        for f in files
+        if (listed := state.listing.get(f.relpath))
+        and listed.size == f.size
+        and not vouched(f.relpath, state)
+    ]
+
+
+def _decide(
+    file: LocalFile, headers: Headers, state: RemoteState, verified: dict[str, Headers]
+) -> Upload | HeaderUpdate | Record:
+    listed = state.listing.get(file.relpath)
+    if listed is None:
+        missing = file.relpath in state.manifest.records
+        return Upload(file, headers, "missing" if missing else "new")
+    record = vouched(file.relpath, state)
+    if record is None and file.relpath in verified:
+        record = Record(file.md5, file.size, listed.etag, verified[file.relpath])
+    if record is None or (record.md5, record.size) != (file.md5, file.size):
+        return Upload(file, headers, "changed")
+    if record.headers != headers:
+        return HeaderUpdate(file, headers, record.headers)
+    return record
+
+
+def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:
+    if delete is False:
+        return []
+    stale = [r for r in state.manifest.records if r not in local and r in state.listing]
+    unmanaged = [r for r in state.listing if r not in local and r not in state.manifest.records]
+    return sorted(stale + (unmanaged if delete == "all" else []))
+
+
+def make_plan(
+    files: list[LocalFile],
+    state: RemoteState,
+    headers_of: Callable[[LocalFile], Headers],
+    *,
+    delete: Delete,
+    max_deletes: int | None,
+    verified: dict[str, Headers] | None = None,
+) -> Plan:
+    verified = verified or {}
+    uploads: list[Upload] = []
+    updates: list[HeaderUpdate] = []
+    kept: dict[str, Record] = {}
+    for file in files:
+        decision = _decide(file, headers_of(file), state, verified)
+        if isinstance(decision, Upload):
+            uploads.append(decision)
+        elif isinstance(decision, HeaderUpdate):
+            updates.append(decision)
+        else:
+            kept[file.relpath] = decision
+    local = {f.relpath for f in files}
+    deletes = _deletes(local, state, delete)
+    if max_deletes is not None and len(deletes) > max_deletes:
+        raise RefusedError(
+            f"this publish would delete {len(deletes)} objects, more than "
+            f"S3_PUBLISH_MAX_DELETES = {max_deletes}: nothing was changed; "
+            "check the output directory, or raise the setting if this is intended"
+        )
+    unchanged = len(kept)
+    if delete is False:  # what we published and still own stays on record
+        kept |= {
+            r: rec for r, rec in state.manifest.records.items() if r not in local and vouched(r, state)
+        }
+    uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
+    return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept, unchanged)

@@ -1,0 +1,120 @@
+"""One publish, in the order hugo's deploy taught: walk local, walk remote,
+decide, apply, record. Shared by the Pelican plugin and the command line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import etags, log
+from .client import S3Client, explain, make_client
+from .headers import Headers, desired
+from .local import LocalFile, scan
+from .plan import Plan, make_plan, to_inspect
+from .remote import MANIFEST_NAME, RemoteState, fetch, head_headers, write_manifest
+from .report import Report, sent_items
+from .settings import Settings
+from .transfer import Outcome, Target, apply
+
+ClientFactory = Callable[[Settings], S3Client]
+
+
+def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
+    """Desired headers per file, sharing one tuple among files that agree."""
+    interned: dict[Headers, Headers] = {}
+
+    def headers_of(file: LocalFile) -> Headers:
+        headers = desired(file.relpath, file.head, settings)
+        return interned.setdefault(headers, headers)
+
+    return headers_of
+
+
+def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState) -> dict[str, Headers]:
+    """Headers of unrecorded objects whose ETag shows they already hold the local bytes."""
+    candidates = to_inspect(files, state)
+    if not candidates:
+        return {}
+    with ThreadPoolExecutor(max_workers=settings.workers) as pool:
+        same = pool.map(
+            lambda f: etags.matches_content(f.path, f.size, f.md5, state.listing[f.relpath].etag),
+            candidates,
+        )
+        adoptable = [f.relpath for f, ok in zip(candidates, same) if ok]
+    log.debug("%d objects not on record hold the local bytes", len(adoptable))
+    return head_headers(client, settings.bucket, settings.prefix, adoptable, settings.workers)
+
+
+def prepare(
+    settings: Settings, output_dir: str | Path, client_factory: ClientFactory = make_client
+) -> tuple[Plan, RemoteState, S3Client]:
+    """Everything that reads; nothing here writes to the bucket."""
+    client = client_factory(settings)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        remote = pool.submit(fetch, client, settings.bucket, settings.prefix)
+        files = scan(
+            output_dir,
+            settings.exclude,
+            reserved=frozenset({MANIFEST_NAME}),
+            workers=min(settings.workers, 8),
+        )
+        state = remote.result()
+    verified = _verify(client, settings, files, state)
+    plan = make_plan(
+        files,
+        state,
+        _headers_function(settings),
+        delete=settings.delete,
+        max_deletes=settings.max_deletes,
+        verified=verified,
+    )
+    return plan, state, client
+
+
+def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
+    records = plan.kept | outcome.records
+    for relpath in outcome.deleted:
+        records.pop(relpath, None)
+    if outcome.error is None:
+        write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
+        return
+    try:  # keep the record true even for a publish that failed half-way
+        write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
+    except Exception as error:
+        log.debug("the manifest could not be written after the failure: %s", error)
+    raise outcome.error
+
+
+def publish(
+    settings: Settings, output_dir: str | Path, client_factory: ClientFactory = make_client
+) -> Report:
+    started = time.monotonic()
+    plan, state, client = prepare(settings, output_dir, client_factory)
+    outcome = Outcome()
+    if not settings.dry_run and not (plan.is_empty and state.manifest.records == plan.kept):
+        target = Target(client, settings.bucket, settings.prefix, settings.part_size, settings.endpoint_url)
+        outcome = apply(plan, target, settings.workers)
+        try:
+            _record(client, settings, plan, state, outcome)
+        except Exception as error:
+            raise explain(error, settings.bucket, settings.prefix + MANIFEST_NAME) from None
+    written = None if settings.dry_run else set(outcome.records)
+    report = Report(
+        bucket=settings.bucket,
+        prefix=settings.prefix,
+        dry_run=settings.dry_run,
+        uploaded=sent_items(plan, settings.prefix, written),
+        deleted=[settings.prefix + r for r in (plan.deletes if settings.dry_run else outcome.deleted)],
+        unchanged=plan.unchanged,
+        elapsed_s=round(time.monotonic() - started, 3),
+        bytes_sent=outcome.bytes_sent,
+        retries=outcome.retries,
+        endpoint_url=settings.endpoint_url,
+        plan=plan.describe() if settings.dry_run else [],
+    )
+    if settings.report:
+        report.write(settings.report)
+    return report

@@ -1,0 +1,166 @@
+"""What the bucket holds: the real listing, and the manifest of what we published.
+
+The manifest is the plugin's record, kept in the bucket beside the site as
+`<prefix>.s3-publish-manifest.json.gz`. It names every key the plugin
+published with its content MD5, size, the ETag S3 returned and the headers
+set, so a publish can tell changed bytes from changed headers, and knows which
+objects are its own to delete. The listing is the truth it is checked against.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .client import S3Client, explain
+from .errors import PublishError
+from .etags import normalise
+from .headers import Headers, from_head
+
+MANIFEST_NAME = ".s3-publish-manifest.json.gz"
+MANIFEST_FORMAT = "pelican-s3-publish manifest"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the plugin knows it put at a key."""
+
+    md5: str
+    size: int
+    etag: str
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class Listed:
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    records: dict[str, Record]  # by path relative to the prefix
+    etag: str | None = None  # of the manifest object as read; None when there was none
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    listing: dict[str, Listed]  # by path relative to the prefix, the manifest left out
+    manifest: Manifest
+
+
+class ConcurrentPublishError(PublishError):
+    pass
+
+
+def list_objects(client: S3Client, bucket: str, prefix: str) -> dict[str, Listed]:
+    listing: dict[str, Listed] = {}
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            relpath = item["Key"][len(prefix) :]
+            if relpath != MANIFEST_NAME:
+                listing[relpath] = Listed(item["Size"], normalise(item["ETag"]))
+    return listing
+
+
+def encode_manifest(records: dict[str, Record]) -> bytes:
+    """Compact: each distinct header set is stored once and referred to by index."""
+    header_sets: dict[Headers, int] = {}
+    objects = {}
+    for relpath in sorted(records):
+        record = records[relpath]
+        index = header_sets.setdefault(record.headers, len(header_sets))
+        objects[relpath] = [record.md5, record.size, record.etag, index]
+    document = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "header_sets": [dict(headers) for headers in header_sets],
+        "objects": objects,
+    }
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
+    document = json.loads(gzip.decompress(body))
+    if document.get("format") != MANIFEST_FORMAT or document.get("version") != MANIFEST_VERSION:
+        raise ValueError("not a manifest this version can read")
+    header_sets = [tuple(sorted(h.items())) for h in document["header_sets"]]
+    records = {
+        relpath: Record(md5, size, etag_, header_sets[index])
+        for relpath, (md5, size, etag_, index) in document["objects"].items()
+    }
+    return Manifest(records, etag)
+
+
+def read_manifest(client: S3Client, bucket: str, prefix: str) -> Manifest:
+    key = prefix + MANIFEST_NAME
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey:
+        return Manifest({})
+    body = response["Body"].read()
+    try:
+        return decode_manifest(body, normalise(response["ETag"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise PublishError(
+            f"the manifest s3://{bucket}/{key} is unreadable: delete it and publish again "
+            "(the bucket's objects are then adopted, not re-sent)"
+        ) from None
+
+
+def write_manifest(
+    client: S3Client, bucket: str, prefix: str, records: dict[str, Record], previous: Manifest
+) -> None:
+    """Written last, and only if nobody else wrote it since we read it."""
+    key = prefix + MANIFEST_NAME
+    condition = {"IfMatch": f'"{previous.etag}"'} if previous.etag else {"IfNoneMatch": "*"}
+    try:
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=encode_manifest(records),
+            ContentType="application/gzip",
+            CacheControl="no-store",
+            **condition,
+        )
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            raise ConcurrentPublishError(
+                f"someone else published to s3://{bucket}/{prefix} meanwhile: "
+                "publish again once they are done"
+            ) from None
+        raise explain(error, bucket, key) from None
+
+
+def fetch(client: S3Client, bucket: str, prefix: str) -> RemoteState:
+    """The listing and the manifest, read at once: both are round trips."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        manifest = pool.submit(read_manifest, client, bucket, prefix)
+        listing = pool.submit(list_objects, client, bucket, prefix)
+        try:
+            return RemoteState(listing.result(), manifest.result())
+        except Exception as error:
+            raise explain(error, bucket) from None
+
+
+def head_headers(
+    client: S3Client, bucket: str, prefix: str, relpaths: Iterable[str], workers: int
+) -> dict[str, Headers]:
+    """The headers objects really carry, for the few the manifest cannot vouch for."""
+
+    def head(relpath: str) -> tuple[str, Headers]:
+        try:
+            response: dict[str, Any] = dict(client.head_object(Bucket=bucket, Key=prefix + relpath))
+        except Exception as error:
+            raise explain(error, bucket, prefix + relpath) from None
+        return relpath, from_head(response)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(head, relpaths))

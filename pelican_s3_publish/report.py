@@ -1,0 +1,84 @@
+"""The report of a publish: the JSON tools read, and the one-line summary.
+
+The JSON shape is a promise: fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .plan import Plan
+
+
+@dataclass(frozen=True)
+class Sent:
+    key: str
+    reason: str
+    bytes: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Report:
+    bucket: str
+    prefix: str
+    dry_run: bool
+    uploaded: list[Sent]
+    deleted: list[str]
+    unchanged: int
+    elapsed_s: float
+    bytes_sent: int = 0
+    retries: int = 0
+    endpoint_url: str | None = None
+    plan: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        del document["plan"]
+        return document
+
+    def write(self, path: str) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def summary(self) -> str:
+        reasons = [item.reason for item in self.uploaded]
+        counts = (
+            f"{reasons.count('new')} new, "
+            f"{reasons.count('changed') + reasons.count('missing')} changed, "
+            f"{reasons.count('headers')} header-only, "
+            f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
+        )
+        where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        if self.dry_run:
+            return f"dry run for {where}: would send {counts}; nothing was written"
+        return f"published to {where}: {counts}; {_size(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    size = count / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def sent_items(plan: Plan, prefix: str, written: set[str] | None = None) -> list[Sent]:
+    """What the plan sends, or of it what was really written."""
+    uploads = [
+        Sent(prefix + u.file.relpath, u.reason, u.file.size, dict(u.headers)["content-type"])
+        for u in plan.uploads
+    ]
+    updates = [
+        Sent(prefix + h.file.relpath, "headers", 0, dict(h.headers)["content-type"])
+        for h in plan.header_updates
+    ]
+    items = uploads + updates
+    if written is None:
+        return items
+    return [item for item in items if item.key[len(prefix) :] in written]

@@ -1,0 +1,265 @@
+"""The S3_PUBLISH_* settings: read from Pelican's settings, checked, typed.
+
+Every check happens here, before anything touches the bucket, so a typo costs
+one clear line and not a half-published site.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import SettingsError
+
+PREFIX = "S3_PUBLISH_"
+MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB
+MAX_WORKERS = 256
+
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".env",
+    "*.swp",
+    "*.swo",
+    "*~",
+    ".#*",
+    "#*#",
+    "*.bak",
+    "*.orig",
+)
+
+CANNED_ACLS = frozenset(
+    {
+        "private",
+        "public-read",
+        "public-read-write",
+        "authenticated-read",
+        "aws-exec-read",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+    }
+)
+
+# Pelican settings naming files it writes as feeds, by the feed format.
+ATOM_FEED_SETTINGS = (
+    "FEED_ATOM",
+    "FEED_ALL_ATOM",
+    "CATEGORY_FEED_ATOM",
+    "AUTHOR_FEED_ATOM",
+    "TAG_FEED_ATOM",
+    "TRANSLATION_FEED_ATOM",
+)
+RSS_FEED_SETTINGS = tuple(name.replace("ATOM", "RSS") for name in ATOM_FEED_SETTINGS)
+
+Delete = Literal[True, False, "all"]
+HeaderRule = tuple[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one publish needs to know; built only through `from_pelican`."""
+
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    enabled: bool = True
+    dry_run: bool = False
+    on_autoreload: bool = False
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    delete: Delete = True
+    max_deletes: int | None = 1000
+    workers: int = 32
+    acl: str | None = None
+    report: str | None = None
+    part_size: int = 8 * MIB
+    content_types: tuple[tuple[str, str], ...] = ()
+    headers: tuple[HeaderRule, ...] = ()
+    atom_feeds: tuple[str, ...] = field(default=())
+    rss_feeds: tuple[str, ...] = field(default=())
+
+    @property
+    def destination(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def _bad(name: str, expected: str, value: object) -> SettingsError:
+    return SettingsError(f"{name} must be {expected}, got {value!r}: fix it in your Pelican settings")
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, "a string", value)
+    return value
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, "True or False", value)
+    return value
+
+
+def _bucket(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(name, "the bucket's name", value)
+    if value.startswith("s3://") or "/" in value:
+        raise SettingsError(
+            f"{name} must be a bare bucket name, got {value!r}: "
+            "put the bucket in S3_PUBLISH_BUCKET and any folder in S3_PUBLISH_PREFIX"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]", value):
+        raise _bad(name, "a valid bucket name (3-63 letters, digits, dots, hyphens)", value)
+    return value
+
+
+def _prefix(name: str, value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise _bad(name, "a string", value)
+    if value.startswith("/") or "//" in value or ".." in value.split("/"):
+        raise _bad(name, "a relative key prefix without a leading '/', '//' or '..'", value)
+    return value if value.endswith("/") else value + "/"
+
+
+def _endpoint(name: str, value: object) -> str | None:
+    url = _optional_str(name, value)
+    if url is not None and not re.match(r"https?://[^/\s]+", url):
+        raise _bad(name, "an http:// or https:// URL", value)
+    return url
+
+
+def _patterns(name: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not all(isinstance(p, str) and p for p in value):  # type: ignore[attr-defined]
+        raise _bad(name, "a list of glob patterns", value)
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _exclude(name: str, value: object) -> tuple[str, ...]:
+    return DEFAULT_EXCLUDE + _patterns(name, value)
+
+
+def _delete(name: str, value: object) -> Delete:
+    if value is True or value is False or value == "all":
+        return value  # type: ignore[return-value]
+    raise _bad(name, 'True, False or "all"', value)
+
+
+def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    in_range = isinstance(value, int) and value >= low and (high is None or value <= high)
+    if isinstance(value, bool) or not in_range:
+        upper = f" to {high}" if high is not None else " or more"
+        raise _bad(name, f"a whole number from {low}{upper}", value)
+    return value  # type: ignore[return-value]
+
+
+def _max_deletes(name: str, value: object) -> int | None:
+    return None if value is None else _whole(name, value, 0)
+
+
+def _acl(name: str, value: object) -> str | None:
+    acl = _optional_str(name, value)
+    if acl is not None and acl not in CANNED_ACLS:
+        raise _bad(name, "a canned ACL such as 'public-read', or None", value)
+    return acl
+
+
+def _content_types(name: str, value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and "/" in v for k, v in value.items()
+    ):
+        raise _bad(name, "a dict of {glob: 'type/subtype'}", value)
+    return tuple(value.items())
+
+
+def _header_rules(name: str, value: object) -> tuple[HeaderRule, ...]:
+    from .headers import check_rule  # the header names allowed belong to headers
+
+    if value is None:
+        return ()
+    if isinstance(value, (str, Mapping)):
+        raise _bad(name, "a list of (glob, {header: value}) pairs", value)
+    try:
+        return tuple(check_rule(rule) for rule in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as error:
+        raise SettingsError(f"{name}: {error}: fix it in your Pelican settings") from None
+
+
+Parser = Callable[[str, Any], Any]
+
+PARSERS: dict[str, tuple[str, Parser]] = {
+    "BUCKET": ("bucket", _bucket),
+    "PREFIX": ("prefix", _prefix),
+    "REGION": ("region", _optional_str),
+    "ENDPOINT_URL": ("endpoint_url", _endpoint),
+    "PROFILE": ("profile", _optional_str),
+    "ENABLED": ("enabled", _bool),
+    "DRY_RUN": ("dry_run", _bool),
+    "ON_AUTORELOAD": ("on_autoreload", _bool),
+    "EXCLUDE": ("exclude", _exclude),
+    "DELETE": ("delete", _delete),
+    "MAX_DELETES": ("max_deletes", _max_deletes),
+    "WORKERS": ("workers", lambda n, v: _whole(n, v, 1, MAX_WORKERS)),
+    "ACL": ("acl", _acl),
+    "REPORT": ("report", _optional_str),
+    "PART_SIZE": ("part_size", lambda n, v: _whole(n, v, MIN_PART_SIZE)),
+    "CONTENT_TYPES": ("content_types", _content_types),
+    "HEADERS": ("headers", _header_rules),
+}
+
+
+def _check_names(pelican_settings: Mapping[str, Any]) -> None:
+    known = [PREFIX + suffix for suffix in PARSERS]
+    for name in pelican_settings:
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "see the README's settings table"
+            raise SettingsError(f"unknown setting {name}: {hint}")
+
+
+def _feed_globs(pelican_settings: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
+    """Pelican's feed paths as globs: `feeds/{slug}.atom.xml` -> `feeds/*.atom.xml`."""
+    paths = (pelican_settings.get(name) for name in names)
+    return tuple(
+        "/" + re.sub(r"\{[^}]*\}|%s", "*", path.lstrip("/"))
+        for path in paths
+        if isinstance(path, str) and path
+    )
+
+
+def is_requested(pelican_settings: Mapping[str, Any]) -> bool:
+    """Publishing is asked for: a bucket is named and it is not switched off."""
+    return bool(pelican_settings.get(PREFIX + "BUCKET")) and (
+        pelican_settings.get(PREFIX + "ENABLED", True) is not False
+    )
+
+
+def from_pelican(pelican_settings: Mapping[str, Any]) -> Settings:
+    _check_names(pelican_settings)
+    if not pelican_settings.get(PREFIX + "BUCKET"):
+        raise SettingsError(f"{PREFIX}BUCKET is not set: name the bucket to publish to")
+    values = {
+        attribute: parse(PREFIX + suffix, pelican_settings[PREFIX + suffix])
+        for suffix, (attribute, parse) in PARSERS.items()
+        if PREFIX + suffix in pelican_settings
+    }
+    return Settings(
+        **values,
+        atom_feeds=_feed_globs(pelican_settings, ATOM_FEED_SETTINGS),
+        rss_feeds=_feed_globs(pelican_settings, RSS_FEED_SETTINGS),
+    )

@@ -1,0 +1,205 @@
+"""Carry out a plan against a bucket, concurrently, in a safe order.
+
+Order: assets and header updates, then pages and feeds (so no page links to
+an asset not yet there), then deletes, and only when everything before
+succeeded. The caller writes the manifest after this returns. Nothing here
+knows about Pelican.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from . import log
+from .client import S3Client, explain, retries_of
+from .errors import PublishError
+from .etags import normalise
+from .headers import Headers, to_boto
+from .local import LocalFile
+from .plan import HeaderUpdate, Plan, Upload
+from .remote import Record
+
+DELETE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    client: S3Client
+    bucket: str
+    prefix: str
+    part_size: int
+    endpoint: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What was really done, so the manifest can record exactly that."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    retries: int = 0
+    error: PublishError | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    relpath: str
+    record: Record
+    bytes_sent: int
+    retries: int
+
+
+def _md5_base64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
+    with open(file.path, "rb") as body:
+        response = target.client.put_object(
+            Bucket=target.bucket,
+            Key=target.prefix + file.relpath,
+            Body=body,
+            ContentLength=file.size,
+            ContentMD5=base64.b64encode(bytes.fromhex(file.md5)).decode(),
+            **to_boto(headers),
+        )
+    record = Record(file.md5, file.size, normalise(response["ETag"]), headers)
+    return Done(file.relpath, record, file.size, retries_of(response))
+
+
+def _parts(path: str, part_size: int) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while part := handle.read(part_size):
+            yield part
+
+
+def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
+    """Parts go up one after another here, while other workers send other files."""
+    key = target.prefix + file.relpath
+    client = target.client
+    upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key, **to_boto(headers))["UploadId"]
+    retries = 0
+    try:
+        parts = []
+        for number, data in enumerate(_parts(file.path, target.part_size), start=1):
+            response = client.upload_part(
+                Bucket=target.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=_md5_base64(data),
+            )
+            retries += retries_of(response)
+            parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        done = client.complete_multipart_upload(
+            Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:
+        client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+        raise
+    record = Record(file.md5, file.size, normalise(done["ETag"]), headers)
+    return Done(file.relpath, record, file.size, retries + retries_of(done))
+
+
+def _upload(target: Target, upload: Upload) -> Done:
+    send = _put_multipart if upload.file.size > target.part_size else _put
+    log.debug("upload %s (%s)", upload.file.relpath, upload.reason)
+    return send(target, upload.file, upload.headers)
+
+
+def _update_headers(target: Target, update: HeaderUpdate) -> Done:
+    key = target.prefix + update.file.relpath
+    log.debug("update headers of %s", update.file.relpath)
+    response = target.client.copy_object(
+        Bucket=target.bucket,
+        Key=key,
+        CopySource={"Bucket": target.bucket, "Key": key},
+        MetadataDirective="REPLACE",
+        **to_boto(update.headers),
+    )
+    etag = normalise(response["CopyObjectResult"]["ETag"])
+    record = Record(update.file.md5, update.file.size, etag, update.headers)
+    return Done(update.file.relpath, record, 0, retries_of(response))
+
+
+def _key_of(task: Upload | HeaderUpdate) -> str:
+    return task.file.relpath
+
+
+def _run_phase(
+    pool: ThreadPoolExecutor,
+    target: Target,
+    tasks: list[Upload | HeaderUpdate],
+    outcome: Outcome,
+) -> None:
+    """Run tasks concurrently; on the first failure, cancel what has not started."""
+
+    def run(task: Upload | HeaderUpdate) -> Done:
+        if isinstance(task, Upload):
+            return _upload(target, task)
+        return _update_headers(target, task)
+
+    futures: dict[Future[Done], Upload | HeaderUpdate] = {pool.submit(run, t): t for t in tasks}
+    finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in pending:
+        future.cancel()
+    wait(pending)
+    for future, task in futures.items():
+        if future.cancelled():
+            continue
+        error = future.exception()
+        if error is None:
+            done = future.result()
+            outcome.records[done.relpath] = done.record
+            outcome.bytes_sent += done.bytes_sent
+            outcome.retries += done.retries
+        elif outcome.error is None:
+            outcome.error = _explained(error, target, _key_of(task))
+
+
+def _explained(error: BaseException, target: Target, relpath: str) -> PublishError:
+    if not isinstance(error, Exception):
+        raise error
+    return explain(error, target.bucket, target.prefix + relpath, target.endpoint)
+
+
+def _delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
+    for start in range(0, len(relpaths), DELETE_BATCH):
+        batch = relpaths[start : start + DELETE_BATCH]
+        try:
+            response = target.client.delete_objects(
+                Bucket=target.bucket,
+                Delete={"Objects": [{"Key": target.prefix + r} for r in batch], "Quiet": True},
+            )
+        except Exception as error:
+            outcome.error = _explained(error, target, batch[0])
+            return
+        failed = {e["Key"][len(target.prefix) :]: e for e in response.get("Errors", [])}
+        outcome.deleted += [r for r in batch if r not in failed]
+        outcome.retries += retries_of(response)
+        if failed:
+            relpath, detail = next(iter(failed.items()))
+            outcome.error = PublishError(
+                f"could not delete s3://{target.bucket}/{target.prefix}{relpath}: "
+                f"{detail.get('Code')} {detail.get('Message', '')}".rstrip()
+            )
+            return
+
+
+def apply(plan: Plan, target: Target, workers: int) -> Outcome:
+    outcome = Outcome()
+    assets: list[Upload | HeaderUpdate] = [u for u in plan.uploads if not u.is_page]
+    assets += list(plan.header_updates)
+    pages: list[Upload | HeaderUpdate] = [u for u in plan.uploads if u.is_page]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for tasks in (assets, pages):
+            if tasks and outcome.error is None:
+                _run_phase(pool, target, tasks, outcome)
+    if plan.deletes and outcome.error is None:
+        _delete(target, plan.deletes, outcome)
+    return outcome

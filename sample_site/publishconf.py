@@ -1,0 +1,19 @@
+"""Settings for publishing the sample site: the bucket comes from the environment.
+
+    S3_PUBLISH_BUCKET=my-bucket pelican content -s publishconf.py
+"""
+
+import os
+import sys
+
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from pelicanconf import *  # noqa: E402,F403
+
+DELETE_OUTPUT_DIRECTORY = True
+
+S3_PUBLISH_BUCKET = os.environ.get("S3_PUBLISH_BUCKET", "")
+S3_PUBLISH_ENDPOINT_URL = os.environ.get("S3_PUBLISH_ENDPOINT_URL") or None
+S3_PUBLISH_HEADERS = [
+    ("*.html", {"Cache-Control": "public, max-age=0, must-revalidate"}),
+    ("theme/", {"Cache-Control": "public, max-age=86400"}),
+]
