@@ -1,0 +1,145 @@
+"""An HTTP proxy on loopback that records every S3 request and can add latency.
+
+Tests use it to see what really crossed the wire (a PUT with a body, a
+server-side copy, a delete), the benchmark to simulate a WAN round trip, since
+this kernel has no netem.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    key: str  # the path after the bucket, unquoted
+    query: str
+    body_bytes: int
+    copy_source: str | None
+    status: int
+
+
+@dataclass
+class Proxy:
+    upstream: str
+    latency_s: float = 0.0
+    # Decides, before forwarding, an HTTP status to answer instead (a fault).
+    fault: Callable[[str, str], int | None] | None = None
+    requests: list[Request] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Proxy:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def writes(self) -> list[Request]:
+        """Requests that change the bucket."""
+        with self._lock:
+            return [r for r in self.requests if r.method in ("PUT", "POST", "DELETE")]
+
+    def put_bodies(self) -> list[Request]:
+        """PUTs that carried bytes of a file (not a copy, not the manifest)."""
+        return [
+            r
+            for r in self.writes()
+            if r.method == "PUT" and r.copy_source is None and not r.key.endswith(".s3-publish-manifest.json.gz")
+        ]
+
+
+def _split(path: str) -> tuple[str, str]:
+    parsed = urllib.parse.urlsplit(path)
+    parts = parsed.path.lstrip("/").split("/", 1)
+    key = urllib.parse.unquote(parts[1]) if len(parts) > 1 else ""
+    return key, parsed.query
+
+
+def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
+    upstream = urllib.parse.urlsplit(proxy.upstream)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        upstream_conn: http.client.HTTPConnection | None = None
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _upstream(self) -> http.client.HTTPConnection:
+            if self.upstream_conn is None:
+                self.upstream_conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
+            return self.upstream_conn
+
+        def _relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            key, query = _split(self.path)
+            if proxy.latency_s:
+                time.sleep(proxy.latency_s)
+            status = proxy.fault(self.command, key) if proxy.fault else None
+            if status is not None:
+                self._answer_fault(status)
+            else:
+                status = self._forward(body)
+            proxy.record(Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status))
+
+        def _answer_fault(self, status: int) -> None:
+            payload = b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _forward(self, body: bytes) -> int:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            connection = self._upstream()
+            try:
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self.upstream_conn = None
+                raise
+            payload = response.read()
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            length = response.getheader("Content-Length", "0") if self.command == "HEAD" else len(payload)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return response.status
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+    return Handler

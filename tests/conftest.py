@@ -1,0 +1,206 @@
+"""Fixtures: one real SeaweedFS for the session, a fresh bucket per test,
+a recording proxy in front of it, and real Pelican builds in subprocesses."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from devtools import proxy as proxy_module
+from devtools import seaweed
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_KEY_ID = "AKIATESTFAKEKEY0001"
+FAKE_SECRET = "fake-secret-for-tests-0001"
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
+    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Recognisable fake credentials, and nothing from the developer's own setup."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") and name != "AWS_CA_BUNDLE":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def s3_client(endpoint_url: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET,
+        config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required"),
+    )
+
+
+@dataclass
+class Bucket:
+    name: str
+    client: Any
+    endpoint_url: str  # through the recording proxy
+    proxy: proxy_module.Proxy
+
+    def keys(self, prefix: str = "") -> set[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return {
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix)
+            for item in page.get("Contents", [])
+        }
+
+    def site_keys(self, prefix: str = "") -> set[str]:
+        return {k for k in self.keys(prefix) if not k.endswith(".s3-publish-manifest.json.gz")}
+
+    def body(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
+    def head(self, key: str) -> dict[str, Any]:
+        return dict(self.client.head_object(Bucket=self.name, Key=key))
+
+    def put(self, key: str, body: bytes, **extra: Any) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body, **extra)
+
+
+@pytest.fixture
+def bucket(s3_server: seaweed.SeaweedServer) -> Iterator[Bucket]:
+    name = f"test-{os.getpid()}-{next(_bucket_numbers)}"
+    client = s3_client(s3_server.endpoint_url)
+    client.create_bucket(Bucket=name)
+    recorder = proxy_module.Proxy(s3_server.endpoint_url).start()
+    yield Bucket(name, client, recorder.url, recorder)
+    recorder.stop()
+
+
+def md5_tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass
+class Build:
+    returncode: int
+    output: str  # stdout and stderr together, as a user sees them
+    report: dict[str, Any] | None
+
+
+class Site:
+    """A real Pelican site on disk, built with `pelican content` in a subprocess."""
+
+    def __init__(self, root: Path, bucket: Bucket | None, settings: dict[str, Any] | None = None):
+        self.root = root
+        self.content = root / "content"
+        self.output = root / "output"
+        self.content.mkdir(parents=True, exist_ok=True)
+        self.bucket = bucket
+        self.settings: dict[str, Any] = {
+            "SITENAME": "Test site",
+            "SITEURL": "",
+            "FEED_DOMAIN": "https://test.example",
+            "PATH": "content",
+            "TIMEZONE": "UTC",
+            "DEFAULT_LANG": "en",
+            "RELATIVE_URLS": True,
+            "DELETE_OUTPUT_DIRECTORY": True,
+            "PLUGINS": ["pelican_s3_publish"],
+            "STATIC_PATHS": ["static"],
+            "FEED_ALL_ATOM": "feeds/all.atom.xml",
+            "CATEGORY_FEED_ATOM": "feeds/{slug}.atom.xml",
+            "S3_PUBLISH_REPORT": str(root / "report.json"),
+        }
+        if bucket is not None:
+            self.settings |= {"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url}
+        self.settings |= settings or {}
+
+    def article(self, slug: str, body: str = "Some text.", *, category: str = "misc", tags: str = "a") -> Path:
+        path = self.content / f"{slug}.rst"
+        title = slug.replace("-", " ").title()
+        path.write_text(
+            f"{title}\n{'#' * len(title)}\n\n:date: 2026-01-01 10:00\n:category: {category}\n"
+            f":tags: {tags}\n:slug: {slug}\n\n{body}\n",
+            encoding="utf-8",
+        )
+        return path
+
+    def static(self, relpath: str, data: bytes) -> Path:
+        path = self.content / "static" / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def write_settings(self) -> Path:
+        lines = [f"{name} = {value!r}" for name, value in self.settings.items()]
+        path = self.root / "pelicanconf.py"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def build(self, *extra: str, env: dict[str, str] | None = None, timeout: float = 600) -> Build:
+        self.write_settings()
+        report_path = Path(self.settings["S3_PUBLISH_REPORT"])
+        report_path.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", *extra]
+        done = subprocess.run(
+            command,
+            cwd=self.root,
+            env=env or dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+        return Build(done.returncode, done.stdout, report)
+
+    def publish_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        self.write_settings()
+        command = [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py", *args]
+        return subprocess.run(
+            command, cwd=self.root, env=env or dict(os.environ), capture_output=True, text=True, timeout=600
+        )
+
+
+@pytest.fixture
+def site(tmp_path: Path, bucket: Bucket) -> Site:
+    made = Site(tmp_path / "site", bucket)
+    for number in range(1, 4):
+        made.article(f"post-{number}", f"Post number {number}.", category="news" if number % 2 else "notes")
+    made.static("img/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    made.static("css/extra.css", b"body { color: #333; }\n")
+    return made
+
+
+def uploaded_keys(build: Build) -> set[str]:
+    assert build.report is not None, build.output
+    return {item["key"] for item in build.report["uploaded"]}
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()

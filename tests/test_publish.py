@@ -1,0 +1,154 @@
+"""The publish pipeline end to end: real Pelican builds into a real S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tests.conftest import Bucket, Site, md5_tree, uploaded_keys
+
+
+def test_first_publish_puts_the_whole_site_with_its_bytes(site: Site, bucket: Bucket) -> None:
+    build = site.build()
+
+    assert build.returncode == 0, build.output
+    local = md5_tree(site.output)
+    assert bucket.site_keys() == set(local)
+    for key, digest in local.items():
+        assert hashlib.md5(bucket.body(key)).hexdigest() == digest, key
+    assert "s3-publish: published to" in build.output
+    assert f"{len(local)} new" in build.output
+    assert {r.key for r in bucket.proxy.put_bodies()} == set(local)
+
+
+def test_rebuild_with_deleted_output_sends_nothing(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    bucket.proxy.clear()
+
+    again = site.build()  # DELETE_OUTPUT_DIRECTORY: every file rewritten, new mtimes
+
+    assert again.returncode == 0, again.output
+    assert uploaded_keys(again) == set()
+    assert bucket.proxy.writes() == []
+    assert f"{len(md5_tree(site.output))} unchanged" in again.output
+
+
+def test_editing_one_article_sends_exactly_the_changed_files(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    before = md5_tree(site.output)
+    bucket.proxy.clear()
+
+    site.article("post-2", "Post number 2, now with a correction.", category="notes")
+    edited = site.build()
+
+    after = md5_tree(site.output)
+    changed = {key for key in after if before.get(key) != after[key]}
+    assert "post-2.html" in changed
+    assert uploaded_keys(edited) == changed
+    assert {r.key for r in bucket.proxy.put_bodies()} == changed
+    assert all(item["reason"] == "changed" for item in edited.report["uploaded"] if item["key"] in before)
+    assert hashlib.md5(bucket.body("post-2.html")).hexdigest() == after["post-2.html"]
+
+
+def test_removed_article_is_deleted_and_foreign_objects_stay(site: Site, bucket: Bucket) -> None:
+    bucket.put("not-ours/keep.txt", b"someone else's file")
+    assert site.build().returncode == 0
+    assert "post-3.html" in bucket.site_keys()
+
+    (site.content / "post-3.rst").unlink()
+    removed = site.build()
+
+    assert removed.returncode == 0, removed.output
+    assert "post-3.html" in removed.report["deleted"]
+    assert "post-3.html" not in bucket.site_keys()
+    assert bucket.body("not-ours/keep.txt") == b"someone else's file"
+    assert bucket.site_keys() == set(md5_tree(site.output)) | {"not-ours/keep.txt"}
+
+
+def test_delete_all_also_removes_unmanaged_keys_under_the_prefix(site: Site, bucket: Bucket) -> None:
+    site.settings |= {"S3_PUBLISH_PREFIX": "blog", "S3_PUBLISH_DELETE": "all"}
+    bucket.put("blog/leftover.html", b"old")
+    bucket.put("elsewhere/keep.html", b"other prefix")
+
+    build = site.build()
+
+    assert build.returncode == 0, build.output
+    assert "blog/leftover.html" in build.report["deleted"]
+    assert bucket.keys("blog/") == {f"blog/{k}" for k in md5_tree(site.output)} | {
+        "blog/.s3-publish-manifest.json.gz"
+    }
+    assert bucket.body("elsewhere/keep.html") == b"other prefix"
+
+
+def test_delete_false_keeps_stale_objects(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_DELETE"] = False
+    assert site.build().returncode == 0
+    (site.content / "post-1.rst").unlink()
+
+    build = site.build()
+
+    assert build.returncode == 0, build.output
+    assert build.report["deleted"] == []
+    assert "post-1.html" in bucket.site_keys()
+
+
+def test_too_many_deletes_changes_nothing(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    before = {key: bucket.body(key) for key in bucket.keys()}
+    site.settings["S3_PUBLISH_MAX_DELETES"] = 1
+    for number in (1, 2):
+        (site.content / f"post-{number}.rst").unlink()
+    site.article("post-9", "A new post that must not go up either.")
+    bucket.proxy.clear()
+
+    refused = site.build()
+
+    assert refused.returncode == 3, refused.output
+    assert "S3_PUBLISH_MAX_DELETES" in refused.output
+    assert "Traceback" not in refused.output
+    assert bucket.proxy.writes() == []
+    assert {key: bucket.body(key) for key in bucket.keys()} == before
+
+
+def test_objects_changed_out_of_band_or_missing_are_sent_again(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    bucket.put("post-1.html", b"vandalised")
+    bucket.client.delete_object(Bucket=bucket.name, Key="post-2.html")
+    bucket.proxy.clear()
+
+    repaired = site.build()
+
+    reasons = {item["key"]: item["reason"] for item in repaired.report["uploaded"]}
+    assert reasons == {"post-1.html": "changed", "post-2.html": "missing"}
+    assert bucket.body("post-1.html") == (site.output / "post-1.html").read_bytes()
+    assert bucket.body("post-2.html") == (site.output / "post-2.html").read_bytes()
+
+
+def test_assets_go_up_before_the_pages_that_link_to_them(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+
+    order = [r.key for r in bucket.proxy.put_bodies()]
+    last_asset = max(i for i, key in enumerate(order) if not key.endswith((".html", ".xml")))
+    first_page = min(i for i, key in enumerate(order) if key.endswith((".html", ".xml")))
+    assert last_asset < first_page
+    assert bucket.proxy.writes()[-1].key == ".s3-publish-manifest.json.gz"
+
+
+def test_dry_run_through_pelican_writes_nothing(site: Site, bucket: Bucket) -> None:
+    build = site.build("-e", "S3_PUBLISH_DRY_RUN=true")
+
+    assert build.returncode == 0, build.output
+    assert bucket.keys() == set()
+    assert build.report["dry_run"] is True
+    assert "upload  post-1.html  (new" in build.output
+    assert "nothing was written" in build.output
+
+
+def test_publishing_is_off_without_a_bucket_or_when_disabled(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_ENABLED"] = False
+    disabled = site.build()
+    del site.settings["S3_PUBLISH_BUCKET"]
+    no_bucket = site.build()
+
+    assert disabled.returncode == no_bucket.returncode == 0
+    assert "s3-publish" not in disabled.output + no_bucket.output
+    assert bucket.keys() == set()
