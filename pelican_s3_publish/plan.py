@@ -48,8 +48,11 @@ class Plan:
     uploads: tuple[Upload, ...]  # assets first, then pages and feeds
     header_updates: tuple[HeaderUpdate, ...]
     deletes: tuple[str, ...]
-    kept: dict[str, Record] = field(default_factory=dict)  # records that stay true as they are
-    unchanged: int = 0
+    kept: dict[str, Record] = field(default_factory=dict)  # local files already right in the bucket
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.kept)
 
     @property
     def is_empty(self) -> bool:
@@ -120,6 +123,21 @@ def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:
     return sorted(stale + (unmanaged if delete == "all" else []))
 
 
+def records_after(
+    plan: Plan, state: RemoteState, written: dict[str, Record], deleted: Iterable[str]
+) -> dict[str, Record]:
+    """What the manifest must say once `written` and `deleted` are done.
+
+    Old records stay while the object they describe is still there: a key
+    whose upload failed keeps its old record, never the new bytes'.
+    """
+    records = {r: rec for r, rec in state.manifest.records.items() if vouched(r, state)}
+    records |= plan.kept | written
+    for relpath in deleted:
+        records.pop(relpath, None)
+    return records
+
+
 def make_plan(
     files: list[LocalFile],
     state: RemoteState,
@@ -149,10 +167,5 @@ def make_plan(
             f"S3_PUBLISH_MAX_DELETES = {max_deletes}: nothing was changed; "
             "check the output directory, or raise the setting if this is intended"
         )
-    unchanged = len(kept)
-    if delete is False:  # what we published and still own stays on record
-        kept |= {
-            r: rec for r, rec in state.manifest.records.items() if r not in local and vouched(r, state)
-        }
     uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
-    return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept, unchanged)
+    return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept)

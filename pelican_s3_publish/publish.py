@@ -13,7 +13,7 @@ from . import etags, log
 from .client import S3Client, explain, make_client
 from .headers import Headers, desired
 from .local import LocalFile, scan
-from .plan import Plan, make_plan, to_inspect
+from .plan import Plan, make_plan, records_after, to_inspect
 from .remote import MANIFEST_NAME, RemoteState, fetch, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
@@ -75,9 +75,7 @@ def prepare(
 
 
 def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
-    records = plan.kept | outcome.records
-    for relpath in outcome.deleted:
-        records.pop(relpath, None)
+    records = records_after(plan, state, outcome.records, outcome.deleted)
     if outcome.error is None:
         write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
         return
@@ -94,7 +92,8 @@ def publish(
     started = time.monotonic()
     plan, state, client = prepare(settings, output_dir, client_factory)
     outcome = Outcome()
-    if not settings.dry_run and not (plan.is_empty and state.manifest.records == plan.kept):
+    up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
+    if not settings.dry_run and not up_to_date:
         target = Target(client, settings.bucket, settings.prefix, settings.part_size, settings.endpoint_url)
         outcome = apply(plan, target, settings.workers)
         try:
