@@ -46,6 +46,7 @@ class Proxy:
     def start(self) -> Proxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self._server.block_on_close = False
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

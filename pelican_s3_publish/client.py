@@ -8,6 +8,7 @@ socket. Failures a user can fix become one line without a traceback.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 from .errors import PublishError, SettingsError
@@ -69,7 +70,13 @@ def _where(bucket: str, key: str | None) -> str:
     return f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
 
 
-def explain(error: Exception, bucket: str, key: str | None = None, endpoint: str | None = None) -> PublishError:
+def _endpoint_of(error: Exception) -> str:
+    url = str(getattr(error, "kwargs", {}).get("endpoint_url", ""))
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "S3"
+
+
+def explain(error: Exception, bucket: str, key: str | None = None) -> PublishError:
     """One actionable line for a botocore failure; anything unknown keeps its text."""
     import botocore.exceptions as bx
 
@@ -82,9 +89,8 @@ def explain(error: Exception, bucket: str, key: str | None = None, endpoint: str
             "AWS_PROFILE, or S3_PUBLISH_PROFILE"
         )
     if isinstance(error, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)):
-        target = endpoint or "S3"
         return PublishError(
-            f"cannot reach {target} for {where}: check S3_PUBLISH_ENDPOINT_URL and the network"
+            f"cannot reach {_endpoint_of(error)} for {where}: check S3_PUBLISH_ENDPOINT_URL and the network"
         )
     if isinstance(error, bx.ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))

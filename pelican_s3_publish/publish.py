@@ -94,7 +94,7 @@ def publish(
     outcome = Outcome()
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:
-        target = Target(client, settings.bucket, settings.prefix, settings.part_size, settings.endpoint_url)
+        target = Target(client, settings.bucket, settings.prefix, settings.part_size)
         outcome = apply(plan, target, settings.workers)
         try:
             _record(client, settings, plan, state, outcome)

@@ -31,7 +31,6 @@ class Target:
     bucket: str
     prefix: str
     part_size: int
-    endpoint: str | None = None
 
 
 @dataclass
@@ -165,7 +164,7 @@ def _run_phase(
 def _explained(error: BaseException, target: Target, relpath: str) -> PublishError:
     if not isinstance(error, Exception):
         raise error
-    return explain(error, target.bucket, target.prefix + relpath, target.endpoint)
+    return explain(error, target.bucket, target.prefix + relpath)
 
 
 def _delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:

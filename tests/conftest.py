@@ -179,6 +179,11 @@ class Site:
         report = json.loads(report_path.read_text()) if report_path.exists() else None
         return Build(done.returncode, done.stdout, report)
 
+    def build_only(self) -> None:
+        """Build without publishing, for tests of the command line."""
+        built = self.build("-e", "S3_PUBLISH_ENABLED=false")
+        assert built.returncode == 0, built.output
+
     def publish_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.write_settings()
         command = [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py", *args]
