@@ -4,6 +4,7 @@ SeaweedFS, publish again to show that nothing is sent, and say where to look.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,9 +38,10 @@ def build_and_publish(env: dict[str, str], output: Path, title: str) -> None:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="s3-publish-demo-") as scratch, seaweed.running(
-        Path(scratch) / "seaweedfs"
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="s3-publish-demo-") as scratch,
+        seaweed.running(Path(scratch) / "seaweedfs") as server,
+    ):
         print(f"SeaweedFS S3 is running at {server.endpoint_url}")
         boto3.client(
             "s3",
@@ -54,10 +56,8 @@ def main() -> int:
         build_and_publish(env, output, "second publish after a full rebuild: nothing to send")
         print(f"\nOpen the published site: {server.endpoint_url}/{BUCKET}/index.html")
         if sys.stdin.isatty():
-            try:
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
                 input("Press Enter to stop the server. ")
-            except (EOFError, KeyboardInterrupt):
-                pass
     return 0
 
 

@@ -7,6 +7,7 @@ this kernel has no netem.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 import time
@@ -73,7 +74,9 @@ class Proxy:
         return [
             r
             for r in self.writes()
-            if r.method == "PUT" and r.copy_source is None and not r.key.endswith(".s3-publish-manifest.json.gz")
+            if r.method == "PUT"
+            and r.copy_source is None
+            and not r.key.endswith(".s3-publish-manifest.json.gz")
         ]
 
 
@@ -110,10 +113,14 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self._answer_fault(status)
             else:
                 status = self._forward(body)
-            proxy.record(Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status))
+            proxy.record(
+                Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status)
+            )
 
         def _answer_fault(self, status: int) -> None:
-            payload = b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
+            payload = (
+                b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
+            )
             self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -138,10 +145,9 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(length))
             self.end_headers()
             if self.command != "HEAD":
-                try:
+                # The client may be gone (a test killed it); the server did the work.
+                with contextlib.suppress(OSError):
                     self.wfile.write(payload)
-                except OSError:
-                    pass  # the client is gone (a test killed it); the server did the work
             return response.status
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay

@@ -8,14 +8,15 @@ socket. Failures a user can fix become one line without a traceback.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .errors import PublishError, SettingsError
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.client import S3Client as S3Client
 else:
     S3Client = Any
 
@@ -88,7 +89,10 @@ def explain(error: Exception, bucket: str, key: str | None = None) -> PublishErr
             "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE, or S3_PUBLISH_PROFILE"
         )
-    if isinstance(error, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)):
+    if isinstance(
+        error,
+        (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError),
+    ):
         return PublishError(
             f"cannot reach {_endpoint_of(error)} for {where}: check S3_PUBLISH_ENDPOINT_URL and the network"
         )
@@ -107,7 +111,9 @@ def explain(error: Exception, bucket: str, key: str | None = None) -> PublishErr
                 f"access denied: {operation} on {where}: give these credentials s3:{operation} on the bucket"
             )
         if code in WRONG_REGION:
-            return PublishError(f"{where} is in another region ({message}): set S3_PUBLISH_REGION to the bucket's region")
+            return PublishError(
+                f"{where} is in another region ({message}): set S3_PUBLISH_REGION to the bucket's region"
+            )
         if code == "AccessControlListNotSupported":
             return PublishError(
                 f"{bucket} has ACLs disabled, so S3_PUBLISH_ACL cannot be sent: "
@@ -121,5 +127,5 @@ def explain(error: Exception, bucket: str, key: str | None = None) -> PublishErr
     raise error
 
 
-def retries_of(response: dict[str, Any]) -> int:
+def retries_of(response: Mapping[str, Any]) -> int:
     return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))

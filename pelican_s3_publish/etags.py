@@ -71,5 +71,5 @@ def _multipart_etags(path: str, part_sizes: list[int]) -> list[str]:
                         filled[i] = 0
     return [
         multipart_etag(done + ([digest.digest()] if fill else []))
-        for done, digest, fill in zip(finished, digests, filled)
+        for done, digest, fill in zip(finished, digests, filled, strict=True)
     ]

@@ -18,9 +18,7 @@ def matches(pattern: str, relpath: str) -> bool:
         directory = pattern.rstrip("/")
         parents = relpath.split("/")[:-1]
         if "/" in directory:
-            return any(
-                fnmatchcase("/".join(parents[: i + 1]), directory) for i in range(len(parents))
-            )
+            return any(fnmatchcase("/".join(parents[: i + 1]), directory) for i in range(len(parents)))
         return any(fnmatchcase(part, directory) for part in parents)
     if "/" in pattern:
         return fnmatchcase(relpath, pattern.lstrip("/"))

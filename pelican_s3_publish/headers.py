@@ -44,8 +44,10 @@ BOTO_PARAMS = {
 # A documented starting point: long caching for fingerprinted assets, HTML
 # and feeds revalidated on every visit so a new post shows at once.
 CACHE_PRESET: tuple[HeaderRule, ...] = (
-    ("*.[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].*",
-     {"Cache-Control": "public, max-age=31536000, immutable"}),
+    (
+        "*.[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].*",
+        {"Cache-Control": "public, max-age=31536000, immutable"},
+    ),
     ("*.html", {"Cache-Control": "public, max-age=0, must-revalidate"}),
     ("*.xml", {"Cache-Control": "public, max-age=0, must-revalidate"}),
     ("theme/", {"Cache-Control": "public, max-age=86400"}),

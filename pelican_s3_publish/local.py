@@ -123,6 +123,8 @@ def scan(
         _check_name(relpath, root)
         found.append((relpath, path, size))
     if not found:
-        raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
+        raise RefusedError(
+            f"output directory {root} holds no files to publish: refusing to publish an empty site"
+        )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return [item for batch in pool.map(_hash_batch, _batches(found)) for item in batch]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 logger = logging.getLogger("pelican_s3_publish")
@@ -28,7 +29,6 @@ def info(message: str, *args: object) -> None:
 
 
 def error(message: str) -> None:
-    try:
+    # `pelican --fatal errors` raises after showing the line; the caller exits right after.
+    with contextlib.suppress(RuntimeError):
         logger.error("%s", PREFIX + message)
-    except RuntimeError:
-        pass  # `pelican --fatal errors` raises after showing the line; we exit right after

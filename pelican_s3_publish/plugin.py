@@ -49,7 +49,9 @@ def under_autoreload() -> bool:
     for frame in _frames():
         if frame.f_code is pelican.autoreload.__code__:
             return True
-        if frame.f_code.co_name == "livereload" or frame.f_globals.get("__name__", "").startswith("livereload"):
+        if frame.f_code.co_name == "livereload" or frame.f_globals.get("__name__", "").startswith(
+            "livereload"
+        ):
             return True
     return False
 

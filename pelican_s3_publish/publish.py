@@ -33,7 +33,9 @@ def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
     return headers_of
 
 
-def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState) -> dict[str, Headers]:
+def _verify(
+    client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState
+) -> dict[str, Headers]:
     """Headers of unrecorded objects whose ETag shows they already hold the local bytes."""
     candidates = to_inspect(files, state)
     if not candidates:
@@ -43,7 +45,7 @@ def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state:
             lambda f: etags.matches_content(f.path, f.size, f.md5, state.listing[f.relpath].etag),
             candidates,
         )
-        adoptable = [f.relpath for f, ok in zip(candidates, same) if ok]
+        adoptable = [f.relpath for f, ok in zip(candidates, same, strict=True) if ok]
     log.debug("%d objects not on record hold the local bytes", len(adoptable))
     return head_headers(client, settings.bucket, settings.prefix, adoptable, settings.workers)
 

@@ -9,6 +9,7 @@ objects are its own to delete. The listing is the truth it is checked against.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Iterable
@@ -120,16 +121,19 @@ def write_manifest(
 ) -> None:
     """Written last, and only if nobody else wrote it since we read it."""
     key = prefix + MANIFEST_NAME
-    condition = {"IfMatch": f'"{previous.etag}"'} if previous.etag else {"IfNoneMatch": "*"}
+    put = functools.partial(
+        client.put_object,
+        Bucket=bucket,
+        Key=key,
+        Body=encode_manifest(records),
+        ContentType="application/gzip",
+        CacheControl="no-store",
+    )
     try:
-        client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=encode_manifest(records),
-            ContentType="application/gzip",
-            CacheControl="no-store",
-            **condition,
-        )
+        if previous.etag:
+            put(IfMatch=f'"{previous.etag}"')
+        else:
+            put(IfNoneMatch="*")
     except client.exceptions.ClientError as error:
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
             raise ConcurrentPublishError(

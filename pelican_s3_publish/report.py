@@ -41,7 +41,9 @@ class Report:
         return document
 
     def write(self, path: str) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     def summary(self) -> str:
         reasons = [item.reason for item in self.uploaded]
@@ -51,7 +53,9 @@ class Report:
             f"{reasons.count('headers')} header-only, "
             f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
-        where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        where = f"s3://{self.bucket}/{self.prefix}" + (
+            f" at {self.endpoint_url}" if self.endpoint_url else ""
+        )
         if self.dry_run:
             return f"dry run for {where}: would send {counts}; nothing was written"
         return f"published to {where}: {counts}; {_size(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"

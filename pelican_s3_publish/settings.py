@@ -143,9 +143,9 @@ def _endpoint(name: str, value: object) -> str | None:
 def _patterns(name: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str) or not all(isinstance(p, str) and p for p in value):  # type: ignore[attr-defined]
-        raise _bad(name, "a list of glob patterns", value)
-    return tuple(value)  # type: ignore[arg-type]
+    if isinstance(value, (list, tuple)) and all(isinstance(p, str) and p for p in value):
+        return tuple(value)
+    raise _bad(name, "a list of glob patterns", value)
 
 
 def _exclude(name: str, value: object) -> tuple[str, ...]:
@@ -154,7 +154,7 @@ def _exclude(name: str, value: object) -> tuple[str, ...]:
 
 def _delete(name: str, value: object) -> Delete:
     if value is True or value is False or value == "all":
-        return value  # type: ignore[return-value]
+        return value
     raise _bad(name, 'True, False or "all"', value)
 
 
@@ -192,10 +192,10 @@ def _header_rules(name: str, value: object) -> tuple[HeaderRule, ...]:
 
     if value is None:
         return ()
-    if isinstance(value, (str, Mapping)):
+    if not isinstance(value, (list, tuple)):
         raise _bad(name, "a list of (glob, {header: value}) pairs", value)
     try:
-        return tuple(check_rule(rule) for rule in value)  # type: ignore[attr-defined]
+        return tuple(check_rule(rule) for rule in value)
     except (TypeError, ValueError) as error:
         raise SettingsError(f"{name}: {error}: fix it in your Pelican settings") from None
 

@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 from . import log
 from .client import S3Client, explain, retries_of
 from .errors import PublishError
@@ -21,6 +23,9 @@ from .headers import Headers, to_boto
 from .local import LocalFile
 from .plan import HeaderUpdate, Plan, Upload
 from .remote import Record
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 DELETE_BATCH = 1000
 
@@ -83,7 +88,7 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
     upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key, **to_boto(headers))["UploadId"]
     retries = 0
     try:
-        parts = []
+        parts: list[CompletedPartTypeDef] = []
         for number, data in enumerate(_parts(file.path, target.part_size), start=1):
             response = client.upload_part(
                 Bucket=target.bucket,
@@ -144,7 +149,7 @@ def _run_phase(
         return _update_headers(target, task)
 
     futures: dict[Future[Done], Upload | HeaderUpdate] = {pool.submit(run, t): t for t in tasks}
-    finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    _, pending = wait(futures, return_when=FIRST_EXCEPTION)
     for future in pending:
         future.cancel()
     wait(pending)

@@ -1,13 +1,13 @@
 """Settings for publishing the sample site: the bucket comes from the environment.
 
-    S3_PUBLISH_BUCKET=my-bucket pelican content -s publishconf.py
+S3_PUBLISH_BUCKET=my-bucket pelican content -s publishconf.py
 """
 
 import os
 import sys
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from pelicanconf import *  # noqa: E402,F403
+from pelicanconf import *  # noqa: F403
 
 DELETE_OUTPUT_DIRECTORY = True
 

@@ -66,7 +66,7 @@ class Bucket:
     endpoint_url: str  # through the recording proxy
     proxy: proxy_module.Proxy
 
-    def keys(self, prefix: str = "") -> set[str]:
+    def all_keys(self, prefix: str = "") -> set[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         return {
             item["Key"]
@@ -75,7 +75,7 @@ class Bucket:
         }
 
     def site_keys(self, prefix: str = "") -> set[str]:
-        return {k for k in self.keys(prefix) if not k.endswith(".s3-publish-manifest.json.gz")}
+        return {k for k in self.all_keys(prefix) if not k.endswith(".s3-publish-manifest.json.gz")}
 
     def body(self, key: str) -> bytes:
         return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
@@ -137,10 +137,15 @@ class Site:
             "S3_PUBLISH_REPORT": str(root / "report.json"),
         }
         if bucket is not None:
-            self.settings |= {"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url}
+            self.settings |= {
+                "S3_PUBLISH_BUCKET": bucket.name,
+                "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url,
+            }
         self.settings |= settings or {}
 
-    def article(self, slug: str, body: str = "Some text.", *, category: str = "misc", tags: str = "a") -> Path:
+    def article(
+        self, slug: str, body: str = "Some text.", *, category: str = "misc", tags: str = "a"
+    ) -> Path:
         path = self.content / f"{slug}.rst"
         title = slug.replace("-", " ").title()
         path.write_text(

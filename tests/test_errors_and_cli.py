@@ -84,7 +84,7 @@ def test_bad_settings_exit_2_and_write_nothing(
 
     assert build.returncode == 2, build.output
     assert expected in _one_error_line(build.output)
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()
 
 
 def test_bad_bucket_name_is_named(site: Site) -> None:
@@ -107,7 +107,7 @@ def test_link_leaving_the_output_directory_is_refused(site: Site, bucket: Bucket
 
     assert result.returncode == 2
     assert "outside the output directory" in _one_error_line(result.stderr)
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()
 
 
 def test_empty_or_missing_output_is_refused(site: Site, bucket: Bucket, tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_empty_or_missing_output_is_refused(site: Site, bucket: Bucket, tmp_path
     assert "empty site" in _one_error_line(refused.stderr)
     assert missing.returncode == 2
     assert "does not exist" in _one_error_line(missing.stderr)
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()
 
 
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(site: Site, bucket: Bucket) -> None:
@@ -132,7 +132,7 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(site: Site, bucket: Buck
     assert result.returncode == 0, result.stderr
     planned = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("upload")]
     assert set(planned) == set(md5_tree(site.output))
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()
 
 
 def test_cli_json_report_has_the_promised_shape(site: Site, bucket: Bucket) -> None:

@@ -19,13 +19,17 @@ BIG = "static/downloads/big file.bin"
 def large_site(tmp_path: Path, bucket: Bucket) -> Site:
     """~2,300 files: 150 articles with their tag, category and feed pages, 2,000 small
     images, a 12 MiB download, and names with spaces and non-ASCII characters."""
-    made = Site(tmp_path / "large", bucket, {"DEFAULT_PAGINATION": 10, "TAG_FEED_ATOM": "feeds/tag-{slug}.xml"})
+    made = Site(
+        tmp_path / "large", bucket, {"DEFAULT_PAGINATION": 10, "TAG_FEED_ATOM": "feeds/tag-{slug}.xml"}
+    )
     for number in range(150):
-        made.article(f"article-{number}", f"Body {number}.", category=f"cat{number % 7}", tags=f"t{number % 23}")
+        made.article(
+            f"article-{number}", f"Body {number}.", category=f"cat{number % 7}", tags=f"t{number % 23}"
+        )
     for number in range(2000):
         made.static(f"img/{number // 100}/pic {number}.png", b"\x89PNG\r\n\x1a\n" + number.to_bytes(4, "big"))
     made.static("downloads/big file.bin", os.urandom(12 * MIB))
-    made.static("docs/café 日本.txt", "Unicode name\n".encode())
+    made.static("docs/café 日本.txt", b"Unicode name\n")
     return made
 
 
@@ -36,7 +40,7 @@ def test_large_site_publishes_paginates_and_then_sends_nothing(large_site: Site,
     local = md5_tree(large_site.output)
     assert len(local) > 2000
     assert bucket.site_keys() == set(local)  # more than one listing page
-    assert bucket.body("static/docs/café 日本.txt") == "Unicode name\n".encode()
+    assert bucket.body("static/docs/café 日本.txt") == b"Unicode name\n"
     big = bucket.head(BIG)
     assert big["ETag"].strip('"').endswith("-2")  # went up multipart, 8 MiB parts
     assert hashlib.md5(bucket.body(BIG)).hexdigest() == local[BIG]

@@ -73,7 +73,7 @@ def test_delete_all_also_removes_unmanaged_keys_under_the_prefix(site: Site, buc
 
     assert build.returncode == 0, build.output
     assert "blog/leftover.html" in build.report["deleted"]
-    assert bucket.keys("blog/") == {f"blog/{k}" for k in md5_tree(site.output)} | {
+    assert bucket.all_keys("blog/") == {f"blog/{k}" for k in md5_tree(site.output)} | {
         "blog/.s3-publish-manifest.json.gz"
     }
     assert bucket.body("elsewhere/keep.html") == b"other prefix"
@@ -93,7 +93,7 @@ def test_delete_false_keeps_stale_objects(site: Site, bucket: Bucket) -> None:
 
 def test_too_many_deletes_changes_nothing(site: Site, bucket: Bucket) -> None:
     assert site.build().returncode == 0
-    before = {key: bucket.body(key) for key in bucket.keys()}
+    before = {key: bucket.body(key) for key in bucket.all_keys()}
     site.settings["S3_PUBLISH_MAX_DELETES"] = 1
     for number in (1, 2):
         (site.content / f"post-{number}.rst").unlink()
@@ -106,7 +106,7 @@ def test_too_many_deletes_changes_nothing(site: Site, bucket: Bucket) -> None:
     assert "S3_PUBLISH_MAX_DELETES" in refused.output
     assert "Traceback" not in refused.output
     assert bucket.proxy.writes() == []
-    assert {key: bucket.body(key) for key in bucket.keys()} == before
+    assert {key: bucket.body(key) for key in bucket.all_keys()} == before
 
 
 def test_objects_changed_out_of_band_or_missing_are_sent_again(site: Site, bucket: Bucket) -> None:
@@ -137,7 +137,7 @@ def test_dry_run_through_pelican_writes_nothing(site: Site, bucket: Bucket) -> N
     build = site.build("-e", "S3_PUBLISH_DRY_RUN=true")
 
     assert build.returncode == 0, build.output
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()
     assert build.report["dry_run"] is True
     assert "upload  post-1.html  (new" in build.output
     assert "nothing was written" in build.output
@@ -151,4 +151,4 @@ def test_publishing_is_off_without_a_bucket_or_when_disabled(site: Site, bucket:
 
     assert disabled.returncode == no_bucket.returncode == 0
     assert "s3-publish" not in disabled.output + no_bucket.output
-    assert bucket.keys() == set()
+    assert bucket.all_keys() == set()

@@ -1,0 +1,141 @@
+"""The pure parts: globs, settings, ETags and the plan, without a server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from pelican_s3_publish import etags
+from pelican_s3_publish.errors import RefusedError, SettingsError
+from pelican_s3_publish.globs import matches
+from pelican_s3_publish.local import LocalFile, scan
+from pelican_s3_publish.plan import make_plan
+from pelican_s3_publish.remote import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
+from pelican_s3_publish.settings import DEFAULT_EXCLUDE, from_pelican
+
+HTML = (("content-type", "text/html; charset=utf-8"),)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "relpath", "expected"),
+    [
+        ("*.html", "a/b/index.html", True),
+        ("theme/*", "theme/css/main.css", True),
+        ("theme/*", "other/theme/x.css", False),
+        (".git/", "sub/.git/config", True),
+        (".git/", ".gitignore", False),
+        ("drafts/", "drafts/a.html", True),
+        ("*~", "notes.txt~", True),
+    ],
+)
+def test_globs(pattern: str, relpath: str, expected: bool) -> None:
+    assert matches(pattern, relpath) is expected
+
+
+def test_default_excludes_keep_well_known_and_drop_junk(tmp_path: Path) -> None:
+    for name in (
+        ".well-known/security.txt",
+        "index.html",
+        ".DS_Store",
+        "a/Thumbs.db",
+        ".git/HEAD",
+        ".env",
+        "page.html.swp",
+        "page.html~",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+
+    found = {f.relpath for f in scan(tmp_path, DEFAULT_EXCLUDE)}
+
+    assert found == {".well-known/security.txt", "index.html"}
+
+
+def test_scan_hashes_large_files_by_streaming(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (tmp_path / "big.bin").write_bytes(data)
+
+    (file,) = scan(tmp_path, ())
+
+    assert (file.md5, file.size) == (hashlib.md5(data).hexdigest(), len(data))
+
+
+def test_settings_defaults_and_prefix() -> None:
+    settings = from_pelican({"S3_PUBLISH_BUCKET": "my-site", "S3_PUBLISH_PREFIX": "blog"})
+
+    assert settings.prefix == "blog/"
+    assert settings.delete is True
+    assert settings.acl is None
+    with pytest.raises(SettingsError, match="S3_PUBLISH_PREFIX"):
+        from_pelican({"S3_PUBLISH_BUCKET": "my-site", "S3_PUBLISH_PREFIX": "a/../b"})
+
+
+def test_multipart_etags_of_other_tools_are_recognised(tmp_path: Path) -> None:
+    data = os.urandom(11 * 1024 * 1024)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    for part_mib in (5, 8):
+        size = part_mib * 1024 * 1024
+        parts = [hashlib.md5(data[i : i + size]).digest() for i in range(0, len(data), size)]
+        etag = f'"{etags.multipart_etag(parts)}"'
+        assert etags.matches_content(str(path), len(data), md5, etag)
+    assert not etags.matches_content(str(path), len(data), md5, '"0123456789abcdef0123456789abcdef-3"')
+    assert etags.matches_content(str(path), len(data), md5, f'"{md5}"')
+
+
+def _file(relpath: str, md5: str = "a" * 32, size: int = 1) -> LocalFile:
+    return LocalFile(relpath, "/dev/null", size, md5, b"")
+
+
+def _state(records: dict[str, Record], listing: dict[str, Listed]) -> RemoteState:
+    return RemoteState(listing, Manifest(records, "etag"))
+
+
+def test_plan_decides_each_case_and_orders_assets_first() -> None:
+    old = Record("a" * 32, 1, "e1", HTML)
+    state = _state(
+        {"same.html": old, "edited.html": old, "gone.html": old, "stale.html": old, "retyped.html": old},
+        {
+            "same.html": Listed(1, "e1"),
+            "edited.html": Listed(1, "e1"),
+            "stale.html": Listed(1, "e1"),
+            "retyped.html": Listed(1, "e1"),
+            "foreign.txt": Listed(3, "zz"),
+        },
+    )
+    files = [
+        _file("same.html"),
+        _file("edited.html", "b" * 32),
+        _file("gone.html"),
+        _file("new.css"),
+        _file("retyped.html"),
+    ]
+    headers = {"retyped.html": (("content-type", "text/plain"),), "new.css": (("content-type", "text/css"),)}
+
+    plan = make_plan(files, state, lambda f: headers.get(f.relpath, HTML), delete=True, max_deletes=None)
+
+    assert [(u.file.relpath, u.reason) for u in plan.uploads] == [
+        ("new.css", "new"),
+        ("edited.html", "changed"),
+        ("gone.html", "missing"),
+    ]
+    assert [h.file.relpath for h in plan.header_updates] == ["retyped.html"]
+    assert plan.deletes == ("stale.html",)  # never foreign.txt
+    assert set(plan.kept) == {"same.html"}
+    with pytest.raises(RefusedError, match="S3_PUBLISH_MAX_DELETES"):
+        make_plan(files, state, lambda f: HTML, delete=True, max_deletes=0)
+    everything = make_plan(files, state, lambda f: HTML, delete="all", max_deletes=None)
+    assert everything.deletes == ("foreign.txt", "stale.html")
+
+
+def test_manifest_round_trip_shares_header_sets() -> None:
+    records = {f"p{i}.html": Record("c" * 32, i, f"e{i}", HTML) for i in range(100)}
+
+    manifest = decode_manifest(encode_manifest(records), "m")
+
+    assert manifest.records == records
+    assert len(encode_manifest(records)) < 4000
