@@ -1,0 +1,36 @@
+"""The README's first command keeps working, and the plugin stays light when off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_demo_publishes_the_sample_site_then_sends_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.demo"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, COLUMNS="300"),
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    summaries = [line for line in (done.stdout + done.stderr).splitlines() if "published to" in line]
+    assert len(summaries) == 2
+    assert "0 unchanged" in summaries[0] and " 0 new" not in summaries[0]
+    assert "0 new, 0 changed, 0 header-only" in summaries[1]
+    assert "Open the published site: http://127.0.0.1:" in done.stdout
+
+
+def test_importing_the_plugin_does_not_load_boto3() -> None:
+    probe = "import sys, pelican_s3_publish; print('boto3' in sys.modules, 'botocore' in sys.modules)"
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert done.stdout.split() == ["False", "False"]
