@@ -74,9 +74,7 @@ class Proxy:
         return [
             r
             for r in self.writes()
-            if r.method == "PUT"
-            and r.copy_source is None
-            and not r.key.endswith(".s3-publish-manifest.json.gz")
+            if r.method == "PUT" and r.copy_source is None and not r.key.endswith(".s3-publish-manifest.json.gz")
         ]
 
 
@@ -113,14 +111,10 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self._answer_fault(status)
             else:
                 status = self._forward(body)
-            proxy.record(
-                Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status)
-            )
+            proxy.record(Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status))
 
         def _answer_fault(self, status: int) -> None:
-            payload = (
-                b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
-            )
+            payload = b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
             self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

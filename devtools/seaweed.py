@@ -106,9 +106,7 @@ def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> Sea
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = SeaweedServer(f"http://127.0.0.1:{s3}", data_dir, process, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not _answers(server.endpoint_url):

@@ -24,15 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="pelican-s3-publish",
         description="Publish a built Pelican site to S3, sending only new and changed files.",
     )
-    parser.add_argument(
-        "-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)"
-    )
-    parser.add_argument(
-        "-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the plan: each key, what would happen, why"
-    )
+    parser.add_argument("-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)")
+    parser.add_argument("-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
     parser.add_argument("--json", action="store_true", help="print the JSON report on standard output")
     parser.add_argument(
         "-e",

@@ -36,6 +36,19 @@ def _quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _session_without_timestamp_parsing() -> Any:
+    """A botocore session that leaves timestamps as text.
+
+    Nothing here reads LastModified, and parsing one per listed key with
+    dateutil was more than half the cost of listing a bucket.
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
+
+
 def make_client(settings: Settings) -> S3Client:
     import boto3
     import botocore.exceptions
@@ -45,7 +58,9 @@ def make_client(settings: Settings) -> S3Client:
 
     _quiet_library_logs()
     try:
-        session = boto3.session.Session(profile_name=settings.profile)
+        session = boto3.session.Session(
+            profile_name=settings.profile, botocore_session=_session_without_timestamp_parsing()
+        )
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
             f"S3_PUBLISH_PROFILE names the AWS profile {settings.profile!r}, which is not "

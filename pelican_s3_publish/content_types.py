@@ -126,11 +126,7 @@ TEXTUAL = frozenset(
 
 
 def with_charset(content_type: str) -> str:
-    textual = (
-        content_type.startswith("text/")
-        or content_type.endswith(("+xml", "+json"))
-        or content_type in TEXTUAL
-    )
+    textual = content_type.startswith("text/") or content_type.endswith(("+xml", "+json")) or content_type in TEXTUAL
     return f"{content_type}; charset=utf-8" if textual else content_type
 
 

@@ -37,8 +37,7 @@ def _check_name(relpath: str, where: Path) -> None:
         encoded = relpath.encode("utf-8")
     except UnicodeEncodeError:
         raise SettingsError(
-            f"file name {relpath.encode('utf-8', 'surrogateescape')!r} in {where} "
-            "is not valid UTF-8: rename it"
+            f"file name {relpath.encode('utf-8', 'surrogateescape')!r} in {where} is not valid UTF-8: rename it"
         ) from None
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in relpath):
         raise SettingsError(f"file name {relpath!r} in {where} holds control characters: rename it")
@@ -50,30 +49,37 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _walk(root: Path, directory: Path, seen: set[Path]) -> Iterator[tuple[str, str, int]]:
+def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str, int]]:
     """(relpath, path, size) of each regular file, following links that stay inside."""
     with os.scandir(directory) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
-            path = Path(entry.path)
-            relpath = path.relative_to(root).as_posix()
+            relpath = under + entry.name
             if entry.is_symlink():
-                target = path.resolve()
-                if not _inside(target, root):
-                    raise SettingsError(
-                        f"{path} is a link to {target}, outside the output directory: "
-                        "copy the file instead of linking it"
-                    )
-            try:
-                info = entry.stat()
-            except OSError as error:
-                raise SettingsError(f"cannot read {path}: {error.strerror}") from None
-            if stat.S_ISDIR(info.st_mode):
-                real = path.resolve()
-                if real in seen:
-                    raise SettingsError(f"{path} links back to {real}: remove the link loop")
-                yield from _walk(root, path, seen | {real})
-            elif stat.S_ISREG(info.st_mode):
-                yield relpath, str(path), info.st_size
+                yield from _follow_link(root, entry, seen, relpath)
+            elif entry.is_file():
+                yield relpath, entry.path, entry.stat().st_size
+            elif entry.is_dir():
+                yield from _walk(root, entry.path, seen, relpath + "/")
+
+
+def _follow_link(
+    root: Path, entry: os.DirEntry[str], seen: frozenset[Path], relpath: str
+) -> Iterator[tuple[str, str, int]]:
+    target = Path(entry.path).resolve()
+    if not _inside(target, root):
+        raise SettingsError(
+            f"{entry.path} is a link to {target}, outside the output directory: copy the file instead of linking it"
+        )
+    try:
+        info = entry.stat()
+    except OSError as error:
+        raise SettingsError(f"cannot read {entry.path}: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        if target in seen:
+            raise SettingsError(f"{entry.path} links back to {target}: remove the link loop")
+        yield from _walk(root, entry.path, seen | {target}, relpath + "/")
+    elif stat.S_ISREG(info.st_mode):
+        yield relpath, entry.path, info.st_size
 
 
 def _hash(relpath: str, path: str, size: int) -> LocalFile:
@@ -117,14 +123,12 @@ def scan(
     """Every file to publish, sorted by relpath; refuses an empty site."""
     root = output_root(output_dir)
     found = []
-    for relpath, path, size in _walk(root, root, {root}):
+    for relpath, path, size in _walk(root, str(root), frozenset({root})):
         if relpath in reserved or first_match(exclude, relpath):
             continue
         _check_name(relpath, root)
         found.append((relpath, path, size))
     if not found:
-        raise RefusedError(
-            f"output directory {root} holds no files to publish: refusing to publish an empty site"
-        )
+        raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return [item for batch in pool.map(_hash_batch, _batches(found)) for item in batch]

@@ -92,9 +92,7 @@ def to_inspect(files: Iterable[LocalFile], state: RemoteState) -> list[LocalFile
     return [
         f
         for f in files
-        if (listed := state.listing.get(f.relpath))
-        and listed.size == f.size
-        and not vouched(f.relpath, state)
+        if (listed := state.listing.get(f.relpath)) and listed.size == f.size and not vouched(f.relpath, state)
     ]
 
 

@@ -14,12 +14,10 @@ from .client import S3Client, explain, make_client
 from .headers import Headers, desired
 from .local import LocalFile, scan
 from .plan import Plan, make_plan, records_after, to_inspect
-from .remote import MANIFEST_NAME, RemoteState, fetch, head_headers, write_manifest
+from .remote import MANIFEST_NAME, RemoteRead, RemoteState, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
 from .transfer import Outcome, Target, apply
-
-ClientFactory = Callable[[Settings], S3Client]
 
 
 def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
@@ -33,9 +31,7 @@ def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
     return headers_of
 
 
-def _verify(
-    client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState
-) -> dict[str, Headers]:
+def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState) -> dict[str, Headers]:
     """Headers of unrecorded objects whose ETag shows they already hold the local bytes."""
     candidates = to_inspect(files, state)
     if not candidates:
@@ -50,20 +46,14 @@ def _verify(
     return head_headers(client, settings.bucket, settings.prefix, adoptable, settings.workers)
 
 
-def prepare(
-    settings: Settings, output_dir: str | Path, client_factory: ClientFactory = make_client
-) -> tuple[Plan, RemoteState, S3Client]:
-    """Everything that reads; nothing here writes to the bucket."""
-    client = client_factory(settings)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        remote = pool.submit(fetch, client, settings.bucket, settings.prefix)
-        files = scan(
-            output_dir,
-            settings.exclude,
-            reserved=frozenset({MANIFEST_NAME}),
-            workers=min(settings.workers, 8),
-        )
-        state = remote.result()
+def prepare(settings: Settings, output_dir: str | Path, remote: RemoteRead) -> tuple[Plan, RemoteState, S3Client]:
+    """Everything that reads; nothing here writes to the bucket.
+
+    The remote read (botocore's start-up, the listing, the manifest) is
+    already under way and overlaps with hashing the local files.
+    """
+    files = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=min(settings.workers, 8))
+    client, state = remote.result()
     verified = _verify(client, settings, files, state)
     plan = make_plan(
         files,
@@ -88,11 +78,10 @@ def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState
     raise outcome.error
 
 
-def publish(
-    settings: Settings, output_dir: str | Path, client_factory: ClientFactory = make_client
-) -> Report:
+def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | None = None) -> Report:
+    """`remote` is a read started earlier (the plugin starts one when the build begins)."""
     started = time.monotonic()
-    plan, state, client = prepare(settings, output_dir, client_factory)
+    plan, state, client = prepare(settings, output_dir, remote or RemoteRead(settings, make_client))
     outcome = Outcome()
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from .client import S3Client, explain
 from .errors import PublishError
 from .etags import normalise
 from .headers import Headers, from_head
+from .settings import Settings
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
@@ -116,9 +118,7 @@ def read_manifest(client: S3Client, bucket: str, prefix: str) -> Manifest:
         ) from None
 
 
-def write_manifest(
-    client: S3Client, bucket: str, prefix: str, records: dict[str, Record], previous: Manifest
-) -> None:
+def write_manifest(client: S3Client, bucket: str, prefix: str, records: dict[str, Record], previous: Manifest) -> None:
     """Written last, and only if nobody else wrote it since we read it."""
     key = prefix + MANIFEST_NAME
     put = functools.partial(
@@ -137,8 +137,7 @@ def write_manifest(
     except client.exceptions.ClientError as error:
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
             raise ConcurrentPublishError(
-                f"someone else published to s3://{bucket}/{prefix} meanwhile: "
-                "publish again once they are done"
+                f"someone else published to s3://{bucket}/{prefix} meanwhile: publish again once they are done"
             ) from None
         raise explain(error, bucket, key) from None
 
@@ -152,6 +151,37 @@ def fetch(client: S3Client, bucket: str, prefix: str) -> RemoteState:
             return RemoteState(listing.result(), manifest.result())
         except Exception as error:
             raise explain(error, bucket) from None
+
+
+class RemoteRead:
+    """The client and the bucket's state, read on a daemon thread meanwhile.
+
+    Started when a Pelican build begins, the round trips and botocore's
+    start-up cost the publish nothing; a daemon, so a build that fails never
+    waits for the network.
+    """
+
+    def __init__(self, settings: Settings, client_factory: Callable[[Settings], S3Client]) -> None:
+        self._done = threading.Event()
+        self._value: tuple[S3Client, RemoteState] | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._read, args=(settings, client_factory), daemon=True).start()
+
+    def _read(self, settings: Settings, client_factory: Callable[[Settings], S3Client]) -> None:
+        try:
+            client = client_factory(settings)
+            self._value = client, fetch(client, settings.bucket, settings.prefix)
+        except BaseException as error:
+            self._error = error
+        finally:
+            self._done.set()
+
+    def result(self) -> tuple[S3Client, RemoteState]:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def head_headers(

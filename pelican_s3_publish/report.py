@@ -41,9 +41,7 @@ class Report:
         return document
 
     def write(self, path: str) -> None:
-        Path(path).write_text(
-            json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     def summary(self) -> str:
         reasons = [item.reason for item in self.uploaded]
@@ -53,9 +51,7 @@ class Report:
             f"{reasons.count('headers')} header-only, "
             f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
-        where = f"s3://{self.bucket}/{self.prefix}" + (
-            f" at {self.endpoint_url}" if self.endpoint_url else ""
-        )
+        where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         if self.dry_run:
             return f"dry run for {where}: would send {counts}; nothing was written"
         return f"published to {where}: {counts}; {_size(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
@@ -75,12 +71,10 @@ def _size(count: int) -> str:
 def sent_items(plan: Plan, prefix: str, written: set[str] | None = None) -> list[Sent]:
     """What the plan sends, or of it what was really written."""
     uploads = [
-        Sent(prefix + u.file.relpath, u.reason, u.file.size, dict(u.headers)["content-type"])
-        for u in plan.uploads
+        Sent(prefix + u.file.relpath, u.reason, u.file.size, dict(u.headers)["content-type"]) for u in plan.uploads
     ]
     updates = [
-        Sent(prefix + h.file.relpath, "headers", 0, dict(h.headers)["content-type"])
-        for h in plan.header_updates
+        Sent(prefix + h.file.relpath, "headers", 0, dict(h.headers)["content-type"]) for h in plan.header_updates
     ]
     items = uploads + updates
     if written is None:

@@ -236,9 +236,7 @@ def _feed_globs(pelican_settings: Mapping[str, Any], names: tuple[str, ...]) -> 
     """Pelican's feed paths as globs: `feeds/{slug}.atom.xml` -> `feeds/*.atom.xml`."""
     paths = (pelican_settings.get(name) for name in names)
     return tuple(
-        "/" + re.sub(r"\{[^}]*\}|%s", "*", path.lstrip("/"))
-        for path in paths
-        if isinstance(path, str) and path
+        "/" + re.sub(r"\{[^}]*\}|%s", "*", path.lstrip("/")) for path in paths if isinstance(path, str) and path
     )
 
 

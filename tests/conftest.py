@@ -143,9 +143,7 @@ class Site:
             }
         self.settings |= settings or {}
 
-    def article(
-        self, slug: str, body: str = "Some text.", *, category: str = "misc", tags: str = "a"
-    ) -> Path:
+    def article(self, slug: str, body: str = "Some text.", *, category: str = "misc", tags: str = "a") -> Path:
         path = self.content / f"{slug}.rst"
         title = slug.replace("-", " ").title()
         path.write_text(

@@ -174,8 +174,7 @@ def _expected() -> list[tuple[str, str, str | None]]:
 
 def _served(bucket: Bucket) -> list[tuple[str, str, str | None]]:
     return [
-        (key, bucket.head(key)["ContentType"], bucket.head(key).get("ContentEncoding"))
-        for key, _, _ in _expected()
+        (key, bucket.head(key)["ContentType"], bucket.head(key).get("ContentEncoding")) for key, _, _ in _expected()
     ]
 
 

@@ -19,13 +19,9 @@ BIG = "static/downloads/big file.bin"
 def large_site(tmp_path: Path, bucket: Bucket) -> Site:
     """~2,300 files: 150 articles with their tag, category and feed pages, 2,000 small
     images, a 12 MiB download, and names with spaces and non-ASCII characters."""
-    made = Site(
-        tmp_path / "large", bucket, {"DEFAULT_PAGINATION": 10, "TAG_FEED_ATOM": "feeds/tag-{slug}.xml"}
-    )
+    made = Site(tmp_path / "large", bucket, {"DEFAULT_PAGINATION": 10, "TAG_FEED_ATOM": "feeds/tag-{slug}.xml"})
     for number in range(150):
-        made.article(
-            f"article-{number}", f"Body {number}.", category=f"cat{number % 7}", tags=f"t{number % 23}"
-        )
+        made.article(f"article-{number}", f"Body {number}.", category=f"cat{number % 7}", tags=f"t{number % 23}")
     for number in range(2000):
         made.static(f"img/{number // 100}/pic {number}.png", b"\x89PNG\r\n\x1a\n" + number.to_bytes(4, "big"))
     made.static("downloads/big file.bin", os.urandom(12 * MIB))
@@ -63,9 +59,7 @@ def _upload_like_another_tool(bucket: Bucket, output: Path, part_size: int) -> N
 
 
 @pytest.mark.parametrize("part_mib", [8, 5, 15])
-def test_bucket_filled_by_another_tool_is_adopted_not_resent(
-    site: Site, bucket: Bucket, part_mib: int
-) -> None:
+def test_bucket_filled_by_another_tool_is_adopted_not_resent(site: Site, bucket: Bucket, part_mib: int) -> None:
     site.static("downloads/big.bin", os.urandom(20 * MIB))
     site.settings["S3_PUBLISH_ENDPOINT_URL"] = None  # build only
     site.settings["S3_PUBLISH_ENABLED"] = False

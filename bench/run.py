@@ -1,0 +1,199 @@
+"""Benchmark: pelican-s3-publish against aws s3 sync, s3cmd, rclone and hugo deploy.
+
+    python -m bench.run                  # the full benchmark, writes bench/RESULTS.md
+    python -m bench.run --quick          # a tiny site, one run: checks that it all works
+
+Each tool runs as a whole process, several runs; wall time, CPU time and peak
+RSS come from wait4(); objects written and bytes sent from a recording proxy
+in front of SeaweedFS, which also adds the simulated WAN round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import sites, tools
+from devtools import proxy as proxy_module
+from devtools import seaweed
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ["first upload", "no-op", "no-op after full rebuild", "one article edited", "10% removed", "header-only"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    wall_s: float
+    cpu_s: float
+    rss_mb: float
+    objects: int
+    bytes_sent: int
+    ok: bool
+
+
+@dataclass
+class Results:
+    measures: dict[tuple[str, str, str], list[Measure]] = field(default_factory=lambda: defaultdict(list))
+    notes: list[str] = field(default_factory=list)
+
+
+def run_timed(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float, int]:
+    with log.open("ab") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+
+
+def written(recorder: proxy_module.Proxy) -> tuple[int, int]:
+    """Site objects written (PUT, copy, completed multipart) and body bytes sent."""
+    objects, sent = 0, 0
+    for request in recorder.writes():
+        sent += request.body_bytes
+        if request.key.endswith(".s3-publish-manifest.json.gz") or request.method == "DELETE":
+            continue
+        is_part = "partNumber=" in request.query
+        is_complete = request.method == "POST" and "uploadId=" in request.query
+        if (request.method == "PUT" and not is_part) or is_complete:
+            objects += 1
+    return objects, sent
+
+
+def bucket_matches(client: object, bucket: str, source: Path) -> bool:
+    local = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+    paginator = client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+    remote = {
+        item["Key"]
+        for page in paginator.paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+        if not item["Key"].endswith(".s3-publish-manifest.json.gz")
+    }
+    return local == remote
+
+
+def s3(endpoint: str) -> object:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+        aws_secret_access_key="bench", config=Config(s3={"addressing_style": "path"}, max_pool_connections=64),
+    )  # fmt: skip
+
+
+def one_tool_run(
+    tool: tools.Tool, network: str, run: int, builds: sites.Builds, server: seaweed.SeaweedServer,
+    recorder: proxy_module.Proxy, work: Path, tools_venv: Path, results: Results,
+) -> None:  # fmt: skip
+    slug = "".join(ch for ch in tool.name.lower() if ch.isalnum())[:12]
+    bucket = f"{slug}-{network.replace(' ', '')}-{run}".lower()
+    client = s3(server.endpoint_url)
+    client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    ctx = tools.Context(recorder.url, bucket, work, tools_venv, builds.root)
+    env = tool.env(ctx)
+    trees = work / "trees"
+    steps = [
+        ("first upload", lambda: sites.rewrite(builds.first, trees / "a"), tool.sync),
+        ("no-op", lambda: trees / "a", tool.sync),
+        ("no-op after full rebuild", lambda: sites.rewrite(builds.first, trees / "b"), tool.sync),
+        ("one article edited", lambda: sites.rewrite(builds.edited, trees / "c"), tool.sync),
+        ("10% removed", lambda: sites.rewrite(builds.removed, trees / "d"), tool.sync),
+        ("header-only", lambda: trees / "d", tool.headers),
+    ]
+    for scenario, prepare, command in steps:
+        source = prepare()
+        recorder.clear()
+        wall, cpu, rss, code = run_timed(command(ctx, source), env, work / f"{slug}.log")
+        objects, sent = written(recorder)
+        ok = code == 0 and bucket_matches(client, bucket, source)
+        results.measures[(tool.name, scenario, network)].append(Measure(wall, cpu, rss, objects, sent, ok))
+        print(f"  {tool.name:22} {network:9} {scenario:26} {wall:7.2f} s  {objects:5} objects  ok={ok}", flush=True)
+        if code != 0:
+            results.notes.append(f"{tool.name}, {scenario}, {network}: exit code {code} (see {slug}.log)")
+            return
+
+
+def warm_up(server: seaweed.SeaweedServer) -> None:
+    """A new SeaweedFS grows its first volumes on the first writes: not part of any tool's time."""
+    client = s3(server.endpoint_url)
+    client.create_bucket(Bucket="warm-up")  # type: ignore[attr-defined]
+    for number in range(50):
+        client.put_object(Bucket="warm-up", Key=f"k{number}", Body=b"x" * 1000)  # type: ignore[attr-defined]
+
+
+def compare(args: argparse.Namespace, builds: sites.Builds, work: Path, results: Results) -> None:
+    tools_venv = work / "tools-venv"
+    chosen = [t for t in tools.ALL if t.name in args.tools] if args.tools else tools.ALL
+    tools.install(tools_venv, chosen)
+    with seaweed.running(fresh(work / "seaweedfs")) as server:
+        warm_up(server)
+        for network, latency in (("loopback", 0.0), (f"{args.rtt_ms} ms RTT", args.rtt_ms / 1000)):
+            recorder = proxy_module.Proxy(server.endpoint_url, latency_s=latency).start()
+            try:
+                for run in range(args.runs):
+                    for tool in chosen[run % len(chosen) :] + chosen[: run % len(chosen)]:
+                        one_tool_run(tool, network, run, builds, server, recorder, work, tools_venv, results)
+            finally:
+                recorder.stop()
+        versions = {t.name: t.version(tools.Context("", "", work, tools_venv, builds.root)) for t in chosen}
+    results.notes.append("versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--big-mb", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rtt-ms", type=int, default=30)
+    parser.add_argument("--scale-files", type=int, nargs="*", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--tools", nargs="*", help="tool names to run (default: all)")
+    parser.add_argument("--work", type=Path, default=HERE / "work")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="tiny site, one run, no scale test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.articles, args.big_mb, args.runs, args.scale_files, args.rtt_ms = 20, 9, 1, [], 5
+    from bench import extra, report
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"building sites ({args.articles} articles) in {args.work}", flush=True)
+    builds = sites.make_builds(args.work / "site", args.articles, args.big_mb)
+    results = Results()
+    compare(args, builds, args.work, results)
+    extras = extra.measure(args, builds, args.work)
+    report.write(args, builds, results, extras, machine())
+    print(f"wrote {args.out}")
+    return 0 if all(m.ok for ms in results.measures.values() for m in ms) else 1
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()}, "
+        f"SeaweedFS {subprocess.run(['weed', 'version'], capture_output=True, text=True).stdout.split()[2]}"
+    )
+
+
+def fresh(directory: Path) -> Path:
+    """An empty folder: each benchmark starts from empty buckets."""
+    shutil.rmtree(directory, ignore_errors=True)
+    return directory
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
