@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-mb", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rtt-ms", type=int, default=30)
-    parser.add_argument("--scale-files", type=int, nargs="*", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--scale-files", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--tools", nargs="*", help="tool names to run (default: all)")
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")

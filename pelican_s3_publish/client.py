@@ -78,6 +78,9 @@ def make_client(settings: Settings) -> S3Client:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         user_agent_extra=f"pelican-s3-publish/{__version__}",
+        # Every parameter is built here, not taken from users: checking each
+        # request against the model again is CPU per request for nothing.
+        parameter_validation=False,
     )
     return session.client("s3", region_name=region, endpoint_url=settings.endpoint_url, config=config)
 

@@ -1,6 +1,7 @@
-"""The Pelican glue: publish when a build is finalized.
+"""The Pelican glue: check settings and start reading the bucket when a build
+begins (`initialized`), publish when it is `finalized`.
 
-Kept light: boto3 is imported only when a publish really runs, so a build
+Kept light: boto3 is imported only when publishing is asked for, so a build
 with publishing off pays nothing for the plugin.
 """
 

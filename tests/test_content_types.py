@@ -106,6 +106,14 @@ EXPECTED_SPECIAL = [
     ("humans.txt", "text/plain" + U, None),
     ("static/override/data.bin", "application/x-custom", None),
 ]
+WELL_KNOWN_FILES = (
+    "CNAME",
+    "robots.txt",
+    "humans.txt",
+    ".well-known/security.txt",
+    ".well-known/apple-app-site-association",
+    ".well-known/assetlinks.json",
+)
 
 
 def _tar_gz() -> bytes:
@@ -127,17 +135,7 @@ def typed_site(tmp_path: Path, bucket: Bucket) -> Site:
             "FEED_ALL_RSS": "rss",
             "CATEGORY_FEED_ATOM": "feeds/{slug}.atom.xml",
             "STATIC_PATHS": ["static", "extra"],
-            "EXTRA_PATH_METADATA": {
-                f"extra/{name}": {"path": name}
-                for name in (
-                    "CNAME",
-                    "robots.txt",
-                    "humans.txt",
-                    ".well-known/security.txt",
-                    ".well-known/apple-app-site-association",
-                    ".well-known/assetlinks.json",
-                )
-            },
+            "EXTRA_PATH_METADATA": {f"extra/{name}": {"path": name} for name in WELL_KNOWN_FILES},
             "S3_PUBLISH_CONTENT_TYPES": {"static/override/*": "application/x-custom"},
             "READERS": {"html": None, "htm": None},  # static .html files, not articles
         },
@@ -153,14 +151,7 @@ def typed_site(tmp_path: Path, bucket: Bucket) -> Site:
     made.static("sitemap.xml", b'<?xml version="1.0"?><urlset></urlset>')
     made.static("LICENSE", b"\x00\x01 binary-ish licence")
     made.static("override/data.bin", b"custom")
-    for name in (
-        "CNAME",
-        "robots.txt",
-        "humans.txt",
-        ".well-known/security.txt",
-        ".well-known/apple-app-site-association",
-        ".well-known/assetlinks.json",
-    ):
+    for name in WELL_KNOWN_FILES:
         path = made.content / "extra" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}\n" if "json" in name or "association" in name else "text\n")

@@ -123,6 +123,26 @@ def test_autoreload_does_not_publish_unless_asked(site: Site, bucket: Bucket) ->
     assert bucket.site_keys() == set(md5_tree(site.output))
 
 
+def test_invoke_livereload_builds_do_not_publish(site: Site, bucket: Bucket) -> None:
+    """`invoke livereload` calls pelican.main from a task named livereload, as tasks.py does."""
+    site.write_settings()
+    tasks = (
+        "import pelican\n"
+        "def livereload():\n"
+        "    pelican.main(['content', '-s', 'pelicanconf.py', '-o', 'output'])\n"
+        "livereload()\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", tasks], cwd=site.root, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, COLUMNS="200"),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not publishing" in done.stdout + done.stderr
+    assert bucket.all_keys() == set()
+
+
 def test_i18n_subsites_publish_once_from_the_top(site: Site, bucket: Bucket) -> None:
     site.settings |= {
         "PLUGINS": ["pelican.plugins.i18n_subsites", "pelican_s3_publish"],
