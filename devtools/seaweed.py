@@ -98,7 +98,7 @@ def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> Sea
         "-s3",
         f"-s3.port={s3}",
         "-master.volumeSizeLimitMB=64",
-        "-volume.max=200",
+        "-volume.max=2000",  # each bucket grows its own volumes; the benchmark makes dozens
         "-s3.autoCreateBucket=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
