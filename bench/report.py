@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def write(
 ) -> None:
     files, size = sites.count_files(builds.first)
     rtt = f"{args.rtt_ms} ms RTT"
-    command = "python -m bench.run" + (" --quick" if args.quick else "")
+    command = " ".join(["python -m bench.run", *sys.argv[1:]])
     lines = [
         "# Benchmark results",
         "",
