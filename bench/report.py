@@ -77,8 +77,14 @@ def _targets(results: Results, extras: dict[str, Any], rtt: str) -> list[str]:
 
     in_pelican = extras["in_pelican"]
     scale = extras["scale"]
+
+    def right(measures: list[Measure]) -> bool:
+        return all(m.ok for m in measures)
+
+    # Among tools that left the bucket right: one that lost files has fewer left to update.
     fewest = all(
-        ms[0].objects <= min(o[0].objects for (t, s, n), o in results.measures.items() if s == scen and n == net)
+        ms[0].objects
+        <= min(o[0].objects for (t, s, n), o in results.measures.items() if s == scen and n == net and right(o))
         for (tool, scen, net), ms in results.measures.items()
         if tool == OURS
     )
