@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from .globs import first_match
 READ_BLOCK = 1024 * 1024
 MAX_KEY_BYTES = 1024
 HASH_BATCH = 256
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ def _check_name(relpath: str, where: Path) -> None:
         raise SettingsError(
             f"file name {relpath.encode('utf-8', 'surrogateescape')!r} in {where} is not valid UTF-8: rename it"
         ) from None
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relpath):
+    if CONTROL_CHARACTERS.search(relpath):
         raise SettingsError(f"file name {relpath!r} in {where} holds control characters: rename it")
     if len(encoded) > MAX_KEY_BYTES:
         raise SettingsError(f"file name {relpath[:60]!r}... in {where} is over {MAX_KEY_BYTES} bytes")

@@ -67,15 +67,16 @@ def prepare(settings: Settings, output_dir: str | Path, remote: RemoteRead) -> t
 
 
 def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
+    """Write the manifest, true even for a publish that failed half-way; then report that failure."""
     records = records_after(plan, state, outcome.records, outcome.deleted)
-    if outcome.error is None:
-        write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
-        return
-    try:  # keep the record true even for a publish that failed half-way
+    try:
         write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
     except Exception as error:
+        if outcome.error is None:
+            raise
         log.debug("the manifest could not be written after the failure: %s", error)
-    raise outcome.error
+    if outcome.error is not None:
+        raise outcome.error
 
 
 def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | None = None) -> Report:
