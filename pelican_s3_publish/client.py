@@ -8,6 +8,8 @@ socket. Failures a user can fix become one line without a traceback.
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,7 +23,6 @@ else:
     S3Client = Any
 
 CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
 MAX_ATTEMPTS = 5
 
 NO_BUCKET = {"NoSuchBucket"}
@@ -70,8 +71,8 @@ def make_client(settings: Settings) -> S3Client:
     config = Config(
         max_pool_connections=settings.workers + 2,
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        connect_timeout=min(CONNECT_TIMEOUT_S, settings.timeout),
+        read_timeout=settings.timeout,
         s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
         # We send Content-MD5 ourselves; botocore's default extra CRC32 costs
         # CPU per request and some S3-compatible stores reject it.
@@ -82,7 +83,9 @@ def make_client(settings: Settings) -> S3Client:
         # request against the model again is CPU per request for nothing.
         parameter_validation=False,
     )
-    return session.client("s3", region_name=region, endpoint_url=settings.endpoint_url, config=config)
+    client = session.client("s3", region_name=region, endpoint_url=settings.endpoint_url, config=config)
+    client.meta.events.register("after-call.s3", retry_count(client).after_call)
+    return client
 
 
 def _where(bucket: str, key: str | None) -> str:
@@ -145,5 +148,23 @@ def explain(error: Exception, bucket: str, key: str | None = None) -> PublishErr
     raise error
 
 
-def retries_of(response: Mapping[str, Any]) -> int:
-    return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+class RetryCount:
+    """Retries of every request a client made, read or write, for the report."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int = 1) -> None:
+        with self._lock:
+            self.total += count
+
+    def after_call(self, parsed: Mapping[str, Any], **_: Any) -> None:
+        self.add(int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
+
+
+_retry_counts: weakref.WeakKeyDictionary[Any, RetryCount] = weakref.WeakKeyDictionary()
+
+
+def retry_count(client: S3Client) -> RetryCount:
+    return _retry_counts.setdefault(client, RetryCount())

@@ -1,7 +1,9 @@
 """The headers an object should carry, as one comparable value.
 
 Headers are part of what a publish compares: a new Cache-Control rule or a
-corrected Content-Type updates objects in place, without sending bytes.
+corrected Content-Type updates objects in place, without sending bytes. The
+ACL and server-side encryption travel with them, so turning on S3_PUBLISH_SSE
+re-encrypts the objects already there by a server-side copy.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ BOTO_PARAMS = {
     "x-amz-website-redirect-location": "WebsiteRedirectLocation",
     "x-amz-storage-class": "StorageClass",
     "x-amz-acl": "ACL",
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
 }
 
 # A documented starting point: long caching for fingerprinted assets, HTML
@@ -98,6 +102,10 @@ def desired(relpath: str, head: bytes, settings: Settings) -> Headers:
         chosen["content-encoding"] = encoding
     if settings.acl:
         chosen["x-amz-acl"] = settings.acl
+    if settings.sse:
+        chosen["x-amz-server-side-encryption"] = settings.sse
+    if settings.sse_kms_key_id:
+        chosen["x-amz-server-side-encryption-aws-kms-key-id"] = settings.sse_kms_key_id
     return tuple(sorted(chosen.items()))
 
 

@@ -53,29 +53,40 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str, int]]:
     """(relpath, path, size) of each regular file, following links that stay inside."""
-    with os.scandir(directory) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            relpath = under + entry.name
-            if entry.is_symlink():
-                yield from _follow_link(root, entry, seen, relpath)
-            elif entry.is_file():
-                yield relpath, entry.path, entry.stat().st_size
-            elif entry.is_dir():
-                yield from _walk(root, entry.path, seen, relpath + "/")
+    for entry in _entries(directory):
+        relpath = under + entry.name
+        if entry.is_symlink():
+            yield from _follow_link(root, entry, seen, relpath)
+        elif entry.is_file():
+            yield relpath, entry.path, entry.stat().st_size
+        elif entry.is_dir():
+            yield from _walk(root, entry.path, seen, relpath + "/")
+
+
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as error:
+        raise SettingsError(f"cannot read the directory {directory}: {error.strerror}: check its permissions") from None
 
 
 def _follow_link(
     root: Path, entry: os.DirEntry[str], seen: frozenset[Path], relpath: str
 ) -> Iterator[tuple[str, str, int]]:
-    target = Path(entry.path).resolve()
+    try:
+        target = Path(entry.path).resolve(strict=True)
+    except RuntimeError:  # Python before 3.13 says "Symlink loop" this way
+        raise SettingsError(f"{entry.path} is a link loop: remove the link") from None
+    except OSError as error:
+        raise SettingsError(
+            f"{entry.path} is a link that cannot be followed: {error.strerror}: fix or remove it"
+        ) from None
     if not _inside(target, root):
         raise SettingsError(
             f"{entry.path} is a link to {target}, outside the output directory: copy the file instead of linking it"
         )
-    try:
-        info = entry.stat()
-    except OSError as error:
-        raise SettingsError(f"cannot read {entry.path}: {error.strerror}") from None
+    info = entry.stat()
     if stat.S_ISDIR(info.st_mode):
         if target in seen:
             raise SettingsError(f"{entry.path} links back to {target}: remove the link loop")

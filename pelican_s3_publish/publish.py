@@ -10,14 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import etags, log
-from .client import S3Client, explain, make_client
+from .client import S3Client, explain, make_client, retry_count
+from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, scan
 from .plan import Plan, make_plan, records_after, to_inspect
-from .remote import MANIFEST_NAME, RemoteRead, RemoteState, head_headers, write_manifest
+from .remote import MANIFEST_NAME, RemoteRead, RemoteState, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
-from .transfer import Outcome, Target, apply
+from .transfer import Outcome, Target, delete, send
 
 
 def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
@@ -66,6 +67,20 @@ def prepare(settings: Settings, output_dir: str | Path, remote: RemoteRead) -> t
     return plan, state, client
 
 
+def _apply(client: S3Client, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
+    """Send, then delete only if everything arrived and nobody else published meanwhile."""
+    target = Target(client, settings.bucket, settings.prefix, settings.part_size)
+    outcome = send(plan, target, settings.workers)
+    if plan.deletes and outcome.error is None:
+        try:
+            ensure_unchanged(client, settings.bucket, settings.prefix, state.manifest)
+        except PublishError as error:
+            outcome.error = error
+            return outcome
+        delete(target, plan.deletes, outcome)
+    return outcome
+
+
 def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
     """Write the manifest, true even for a publish that failed half-way; then report that failure."""
     records = records_after(plan, state, outcome.records, outcome.deleted)
@@ -86,8 +101,7 @@ def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | Non
     outcome = Outcome()
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:
-        target = Target(client, settings.bucket, settings.prefix, settings.part_size)
-        outcome = apply(plan, target, settings.workers)
+        outcome = _apply(client, settings, plan, state)
         try:
             _record(client, settings, plan, state, outcome)
         except Exception as error:
@@ -102,7 +116,7 @@ def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | Non
         unchanged=plan.unchanged,
         elapsed_s=round(time.monotonic() - started, 3),
         bytes_sent=outcome.bytes_sent,
-        retries=outcome.retries,
+        retries=retry_count(client).total,
         endpoint_url=settings.endpoint_url,
         plan=plan.describe() if settings.dry_run else [],
     )

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .client import S3Client, explain
+from .client import MAX_ATTEMPTS, S3Client, explain, retry_count
 from .errors import PublishError
 from .etags import normalise
 from .headers import Headers, from_head
@@ -58,7 +58,11 @@ class RemoteState:
 
 
 class ConcurrentPublishError(PublishError):
-    pass
+    def __init__(self, bucket: str, prefix: str) -> None:
+        super().__init__(
+            f"someone else published to s3://{bucket}/{prefix} meanwhile: nothing was deleted and "
+            "the manifest was left as they wrote it; publish again once they are done"
+        )
 
 
 def list_objects(client: S3Client, bucket: str, prefix: str) -> dict[str, Listed]:
@@ -102,15 +106,39 @@ def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
     return Manifest(records, etag)
 
 
+def _get_whole(client: S3Client, bucket: str, key: str) -> tuple[bytes, str] | None:
+    """The object's bytes and ETag, or None if there is none.
+
+    botocore retries a request, but not a body cut off while it is read:
+    that is retried here, so a flaky network never makes the manifest look
+    corrupt. A 404 whose error body was cut still means "no such key".
+    """
+    import botocore.exceptions as bx
+
+    attempts_left = MAX_ATTEMPTS
+    while True:
+        attempts_left -= 1
+        try:
+            response = client.get_object(Bucket=bucket, Key=key)
+            return response["Body"].read(), normalise(response["ETag"])
+        except client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        except (bx.ResponseStreamingError, bx.IncompleteReadError):
+            if not attempts_left:
+                raise
+            retry_count(client).add()
+
+
 def read_manifest(client: S3Client, bucket: str, prefix: str) -> Manifest:
     key = prefix + MANIFEST_NAME
-    try:
-        response = client.get_object(Bucket=bucket, Key=key)
-    except client.exceptions.NoSuchKey:
+    found = _get_whole(client, bucket, key)
+    if found is None:
         return Manifest({})
-    body = response["Body"].read()
+    body, etag = found
     try:
-        return decode_manifest(body, normalise(response["ETag"]))
+        return decode_manifest(body, etag)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise PublishError(
             f"the manifest s3://{bucket}/{key} is unreadable: delete it and publish again "
@@ -136,10 +164,27 @@ def write_manifest(client: S3Client, bucket: str, prefix: str, records: dict[str
             put(IfNoneMatch="*")
     except client.exceptions.ClientError as error:
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            raise ConcurrentPublishError(
-                f"someone else published to s3://{bucket}/{prefix} meanwhile: publish again once they are done"
-            ) from None
+            raise ConcurrentPublishError(bucket, prefix) from None
         raise explain(error, bucket, key) from None
+
+
+def ensure_unchanged(client: S3Client, bucket: str, prefix: str, manifest: Manifest) -> None:
+    """Deletes are decided from the manifest read at the start: refuse them if it was rewritten since."""
+    key = prefix + MANIFEST_NAME
+    try:
+        if manifest.etag:
+            client.head_object(Bucket=bucket, Key=key, IfMatch=f'"{manifest.etag}"')
+        else:
+            client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("412", "PreconditionFailed"):
+            raise ConcurrentPublishError(bucket, prefix) from None
+        if code in ("404", "NoSuchKey") and not manifest.etag:
+            return
+        raise explain(error, bucket, key) from None
+    if not manifest.etag:
+        raise ConcurrentPublishError(bucket, prefix)
 
 
 def fetch(client: S3Client, bucket: str, prefix: str) -> RemoteState:

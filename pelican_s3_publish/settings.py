@@ -59,6 +59,9 @@ ATOM_FEED_SETTINGS = (
 )
 RSS_FEED_SETTINGS = tuple(name.replace("ATOM", "RSS") for name in ATOM_FEED_SETTINGS)
 
+SSE_ALGORITHMS = ("AES256", "aws:kms")
+DEFAULT_TIMEOUT_S = 60
+
 Delete = Literal[True, False, "all"]
 HeaderRule = tuple[str, dict[str, str]]
 
@@ -80,6 +83,9 @@ class Settings:
     max_deletes: int | None = 1000
     workers: int = 32
     acl: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    timeout: int = DEFAULT_TIMEOUT_S
     report: str | None = None
     part_size: int = 8 * MIB
     content_types: tuple[tuple[str, str], ...] = ()
@@ -177,6 +183,13 @@ def _acl(name: str, value: object) -> str | None:
     return acl
 
 
+def _sse(name: str, value: object) -> str | None:
+    algorithm = _optional_str(name, value)
+    if algorithm is not None and algorithm not in SSE_ALGORITHMS:
+        raise _bad(name, '"AES256", "aws:kms" or None', value)
+    return algorithm
+
+
 def _content_types(name: str, value: object) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
@@ -216,6 +229,9 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "MAX_DELETES": ("max_deletes", _max_deletes),
     "WORKERS": ("workers", lambda n, v: _whole(n, v, 1, MAX_WORKERS)),
     "ACL": ("acl", _acl),
+    "SSE": ("sse", _sse),
+    "SSE_KMS_KEY_ID": ("sse_kms_key_id", _optional_str),
+    "TIMEOUT": ("timeout", lambda n, v: _whole(n, v, 1, 3600)),
     "REPORT": ("report", _optional_str),
     "PART_SIZE": ("part_size", lambda n, v: _whole(n, v, MIN_PART_SIZE)),
     "CONTENT_TYPES": ("content_types", _content_types),
@@ -240,6 +256,15 @@ def _feed_globs(pelican_settings: Mapping[str, Any], names: tuple[str, ...]) -> 
     )
 
 
+def _check_together(settings: Settings) -> Settings:
+    if settings.sse_kms_key_id and settings.sse != "aws:kms":
+        raise SettingsError(
+            f"{PREFIX}SSE_KMS_KEY_ID is set but {PREFIX}SSE is {settings.sse!r}: "
+            f'set {PREFIX}SSE = "aws:kms" or remove the key id'
+        )
+    return settings
+
+
 def is_requested(pelican_settings: Mapping[str, Any]) -> bool:
     """Publishing is asked for: a bucket is named and it is not switched off."""
     return bool(pelican_settings.get(PREFIX + "BUCKET")) and (
@@ -256,8 +281,9 @@ def from_pelican(pelican_settings: Mapping[str, Any]) -> Settings:
         for suffix, (attribute, parse) in PARSERS.items()
         if PREFIX + suffix in pelican_settings
     }
-    return Settings(
+    settings = Settings(
         **values,
         atom_feeds=_feed_globs(pelican_settings, ATOM_FEED_SETTINGS),
         rss_feeds=_feed_globs(pelican_settings, RSS_FEED_SETTINGS),
     )
+    return _check_together(settings)

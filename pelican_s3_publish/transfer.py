@@ -1,9 +1,9 @@
 """Carry out a plan against a bucket, concurrently, in a safe order.
 
 Order: assets and header updates, then pages and feeds (so no page links to
-an asset not yet there), then deletes, and only when everything before
-succeeded. The caller writes the manifest after this returns. Nothing here
-knows about Pelican.
+an asset not yet there). Deletes are a separate step the caller runs only when
+everything sent succeeded, and the caller writes the manifest after both.
+Nothing here knows about Pelican.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import log
-from .client import S3Client, explain, retries_of
+from .client import S3Client, explain
 from .errors import PublishError
 from .etags import normalise
 from .headers import Headers, to_boto
@@ -46,7 +46,6 @@ class Outcome:
     records: dict[str, Record] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     bytes_sent: int = 0
-    retries: int = 0
     error: PublishError | None = None
 
 
@@ -55,7 +54,6 @@ class Done:
     relpath: str
     record: Record
     bytes_sent: int
-    retries: int
 
 
 def _md5_base64(data: bytes) -> str:
@@ -76,7 +74,7 @@ def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
             **to_boto(headers),
         )
     record = Record(file.md5, file.size, normalise(response["ETag"]), headers)
-    return Done(file.relpath, record, file.size, retries_of(response))
+    return Done(file.relpath, record, file.size)
 
 
 def _parts(path: str, part_size: int) -> Iterator[bytes]:
@@ -90,7 +88,6 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
     key = target.prefix + file.relpath
     client = target.client
     upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key, **to_boto(headers))["UploadId"]
-    retries = 0
     try:
         parts: list[CompletedPartTypeDef] = []
         for number, data in enumerate(_parts(file.path, target.part_size), start=1):
@@ -102,7 +99,6 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
                 Body=data,
                 ContentMD5=_md5_base64(data),
             )
-            retries += retries_of(response)
             parts.append({"PartNumber": number, "ETag": response["ETag"]})
         done = client.complete_multipart_upload(
             Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -111,7 +107,7 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
         client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
         raise
     record = Record(file.md5, file.size, normalise(done["ETag"]), headers)
-    return Done(file.relpath, record, file.size, retries + retries_of(done))
+    return Done(file.relpath, record, file.size)
 
 
 def _upload(target: Target, upload: Upload) -> Done:
@@ -132,7 +128,7 @@ def _update_headers(target: Target, update: HeaderUpdate) -> Done:
     )
     etag = normalise(response["CopyObjectResult"]["ETag"])
     record = Record(update.file.md5, update.file.size, etag, update.headers)
-    return Done(update.file.relpath, record, 0, retries_of(response))
+    return Done(update.file.relpath, record, 0)
 
 
 def _key_of(task: Upload | HeaderUpdate) -> str:
@@ -165,7 +161,6 @@ def _run_phase(
             done = future.result()
             outcome.records[done.relpath] = done.record
             outcome.bytes_sent += done.bytes_sent
-            outcome.retries += done.retries
         elif outcome.error is None:
             outcome.error = _explained(error, target, _key_of(task))
 
@@ -176,7 +171,8 @@ def _explained(error: BaseException, target: Target, relpath: str) -> PublishErr
     return explain(error, target.bucket, target.prefix + relpath)
 
 
-def _delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
+def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
+    """Delete in batches; stop at the first failure and say which key."""
     for start in range(0, len(relpaths), DELETE_BATCH):
         batch = relpaths[start : start + DELETE_BATCH]
         try:
@@ -189,7 +185,6 @@ def _delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None
             return
         failed = {e["Key"][len(target.prefix) :]: e for e in response.get("Errors", [])}
         outcome.deleted += [r for r in batch if r not in failed]
-        outcome.retries += retries_of(response)
         if failed:
             relpath, detail = next(iter(failed.items()))
             outcome.error = PublishError(
@@ -199,7 +194,8 @@ def _delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None
             return
 
 
-def apply(plan: Plan, target: Target, workers: int) -> Outcome:
+def send(plan: Plan, target: Target, workers: int) -> Outcome:
+    """Uploads and header updates, assets before pages; stops at the first failure."""
     outcome = Outcome()
     assets: list[Upload | HeaderUpdate] = [u for u in plan.uploads if not u.is_page]
     assets += list(plan.header_updates)
@@ -208,6 +204,4 @@ def apply(plan: Plan, target: Target, workers: int) -> Outcome:
         for tasks in (assets, pages):
             if tasks and outcome.error is None:
                 _run_phase(pool, target, tasks, outcome)
-    if plan.deletes and outcome.error is None:
-        _delete(target, plan.deletes, outcome)
     return outcome

@@ -25,12 +25,31 @@ from devtools import seaweed
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY_ID = "AKIATESTFAKEKEY0001"
 FAKE_SECRET = "fake-secret-for-tests-0001"
+READER_KEY_ID = "AKIATESTREADONLY0002"
+READER_SECRET = "fake-secret-read-only-0002"
+# Real access control: the tests' own keys may do anything, the reader may only read.
+S3_CONFIG = {
+    "identities": [
+        {
+            "name": "tests",
+            "credentials": [{"accessKey": FAKE_KEY_ID, "secretKey": FAKE_SECRET}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        },
+        {
+            "name": "reader",
+            "credentials": [{"accessKey": READER_KEY_ID, "secretKey": READER_SECRET}],
+            "actions": ["Read", "List"],
+        },
+    ],
+    "kms": {"default_provider": "local", "providers": {"local": {"type": "local"}}},
+}
+KMS_KEY_ALIAS = "alias/seaweedfs-default"  # the key SeaweedFS's local KMS creates
 _bucket_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
-    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs"))
+    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs"), S3_CONFIG)
     yield server
     server.stop()
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
+
+from devtools import proxy as proxy_module
+from devtools import seaweed
 from tests.conftest import Bucket, Site, md5_tree
 
 MANIFEST = ".s3-publish-manifest.json.gz"
@@ -17,37 +23,6 @@ MANIFEST = ".s3-publish-manifest.json.gz"
 
 def _manifest(bucket: Bucket) -> dict[str, list[object]]:
     return dict(json.loads(gzip.decompress(bucket.body(MANIFEST)))["objects"])
-
-
-def test_killed_publish_is_completed_without_resending_what_arrived(site: Site, bucket: Bucket) -> None:
-    for number in range(60):
-        site.static(f"files/f{number}.txt", f"file {number}\n".encode())
-    site.settings |= {"S3_PUBLISH_ENABLED": False, "S3_PUBLISH_WORKERS": 2}
-    assert site.build().returncode == 0
-    bucket.proxy.latency_s = 0.05
-    site.write_settings()
-    command = [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py"]
-    process = subprocess.Popen(command, cwd=site.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(bucket.proxy.put_bodies()) < 10 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    time.sleep(0.5)  # requests already in flight reach the server
-    arrived = {r.key for r in bucket.proxy.put_bodies() if r.status == 200}
-    assert 10 <= len(arrived) < len(md5_tree(site.output))
-    assert MANIFEST not in bucket.all_keys()
-    bucket.proxy.latency_s = 0
-    bucket.proxy.clear()
-
-    completed = site.publish_cli()
-
-    assert completed.returncode == 0, completed.stderr
-    resent = {r.key for r in bucket.proxy.put_bodies()}
-    assert resent.isdisjoint(arrived)
-    assert bucket.site_keys() == set(md5_tree(site.output))
-    for key, digest in md5_tree(site.output).items():
-        assert bucket.head(key)["ETag"].strip('"') == digest
 
 
 def test_failed_upload_is_not_recorded_and_deletes_do_not_run(site: Site, bucket: Bucket) -> None:
@@ -73,23 +48,6 @@ def test_failed_upload_is_not_recorded_and_deletes_do_not_run(site: Site, bucket
     assert "post-1.html" in {r.key for r in bucket.proxy.put_bodies()}
     assert "post-3.html" not in bucket.site_keys()
     assert _manifest(bucket)["post-1.html"][0] == md5_tree(site.output)["post-1.html"]
-
-
-def test_transient_server_errors_are_retried(site: Site, bucket: Bucket) -> None:
-    failures = {"left": 3}
-
-    def flaky(method: str, key: str) -> int | None:
-        if method == "PUT" and failures["left"] > 0:
-            failures["left"] -= 1
-            return 503
-        return None
-
-    bucket.proxy.fault = flaky
-    build = site.build()
-
-    assert build.returncode == 0, build.output
-    assert build.report["retries"] >= 3
-    assert bucket.site_keys() == set(md5_tree(site.output))
 
 
 def test_autoreload_does_not_publish_unless_asked(site: Site, bucket: Bucket) -> None:
@@ -156,3 +114,54 @@ def test_i18n_subsites_publish_once_from_the_top(site: Site, bucket: Bucket) -> 
     keys = bucket.site_keys()
     assert {"index.html", "de/index.html", "fr/index.html"} <= keys
     assert keys == set(md5_tree(site.output))
+
+
+def _build(root: Path, bucket: Bucket, name: str, numbers: range) -> Site:
+    made = Site(root / name, bucket, {"S3_PUBLISH_ENABLED": False})
+    for number in numbers:
+        made.article(f"post-{number}", f"Post {number} as {name} has it.")
+    assert made.build().returncode == 0
+    return made
+
+
+@pytest.mark.parametrize("held_at", ["HEAD", "PUT"], ids=["before-deletes", "at-manifest-write"])
+def test_concurrent_publisher_is_told_and_overwrites_no_record(
+    tmp_path: Path, bucket: Bucket, s3_server: seaweed.SeaweedServer, held_at: str
+) -> None:
+    """First publishes, then two builds race: first holds at its check before
+    deleting (or at its manifest write) while second publishes in full."""
+    base = _build(tmp_path, bucket, "base", range(1, 6))
+    assert base.publish_cli().returncode == 0
+    first = _build(tmp_path, bucket, "first", range(1, 4) if held_at == "HEAD" else range(1, 8))
+    second = _build(tmp_path, bucket, "second", range(1, 7))
+    other_door = proxy_module.Proxy(s3_server.endpoint_url).start()
+    second.settings["S3_PUBLISH_ENDPOINT_URL"] = other_door.url
+    second_done = threading.Event()
+
+    def hold_first(method: str, key: str) -> None:
+        if method == held_at and key == MANIFEST:
+            assert second_done.wait(120)
+
+    bucket.proxy.fault = hold_first  # type: ignore[assignment]
+    bucket.proxy.clear()
+    racing = ThreadPoolExecutor(max_workers=1).submit(first.publish_cli)
+    while not any(r.method == "PUT" for r in bucket.proxy.requests) and not racing.done():
+        time.sleep(0.05)
+    try:
+        assert second.publish_cli().returncode == 0
+    finally:
+        second_done.set()
+        other_door.stop()
+    lost = racing.result()
+
+    assert lost.returncode == 1
+    assert "someone else published to" in lost.stderr and "Traceback" not in lost.stderr
+    assert not [r for r in bucket.proxy.writes() if r.method in ("DELETE", "POST")]
+    assert sorted(_manifest(bucket)) == sorted(md5_tree(second.output))
+    for key, digest in md5_tree(second.output).items():
+        assert bucket.head(key)["ETag"].strip('"') == digest
+    assert {"post-4.html", "post-5.html"} <= bucket.site_keys()  # first's deletes were not made
+
+    bucket.proxy.fault = None
+    assert first.publish_cli().returncode == 0  # publishing again, once they are done, works
+    assert _manifest(bucket).keys() == md5_tree(first.output).keys()
