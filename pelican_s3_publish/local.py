@@ -133,7 +133,7 @@ def scan(
     reserved: frozenset[str] = frozenset(),
     workers: int = 8,
 ) -> list[LocalFile]:
-    """Every file to publish, sorted by relpath; refuses an empty site."""
+    """Every file to publish, in walk order (names sorted per directory); refuses an empty site."""
     root = output_root(output_dir)
     found = []
     for relpath, path, size in _walk(root, str(root), frozenset({root})):
