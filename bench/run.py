@@ -4,8 +4,9 @@
     python -m bench.run --quick          # a tiny site, one run: checks that it all works
 
 Each tool runs as a whole process, several runs; wall time, CPU time and peak
-RSS come from wait4(); objects written and bytes sent from a recording proxy
-in front of SeaweedFS, which also adds the simulated WAN round trip.
+RSS are measured by a small launcher (bench/launch.py, so the harness's own
+memory is not counted); objects written and bytes sent come from a recording
+proxy in front of SeaweedFS, which also adds the simulated WAN round trip.
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ class Results:
 
 
 def run_timed(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MB, exit code) of one run, as bench/launch.py measured it."""
+    result = log.with_suffix(".measure")
     with log.open("ab") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+        launcher = [sys.executable, "-S", str(HERE / "launch.py"), str(result), *argv]
+        subprocess.run(launcher, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, check=False)
+    wall, cpu, rss, code = result.read_text().split()
+    return float(wall), float(cpu), float(rss), int(code)
 
 
 def written(recorder: proxy_module.Proxy) -> tuple[int, int]:
