@@ -88,6 +88,24 @@ def make_client(settings: Settings) -> S3Client:
     return client
 
 
+class Connection:
+    """A client made on first use: a publish with nothing to write never loads boto3."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: S3Client | None = None
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = make_client(self._settings)
+        return self._client
+
+    @property
+    def retries(self) -> int:
+        return 0 if self._client is None else retry_count(self._client).total
+
+
 def _where(bucket: str, key: str | None) -> str:
     return f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
 

@@ -84,10 +84,9 @@ def on_initialized(pelican_obj: Any) -> None:
         return
     try:
         settings = from_pelican(settings_dict)
-        from .client import make_client
         from .remote import RemoteRead
 
-        _early_reads[id(pelican_obj)] = settings, RemoteRead(settings, make_client)
+        _early_reads[id(pelican_obj)] = settings, RemoteRead(settings)
     except PublishError as error:
         _fail(error, autoreload=False)
 

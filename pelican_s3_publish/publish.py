@@ -4,13 +4,14 @@ decide, apply, record. Shared by the Pelican plugin and the command line.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import etags, log
-from .client import S3Client, explain, make_client, retry_count
+from .client import Connection, S3Client, explain
 from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, scan
@@ -32,7 +33,9 @@ def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
     return headers_of
 
 
-def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state: RemoteState) -> dict[str, Headers]:
+def _verify(
+    connection: Connection, settings: Settings, files: list[LocalFile], state: RemoteState
+) -> dict[str, Headers]:
     """Headers of unrecorded objects whose ETag shows they already hold the local bytes."""
     candidates = to_inspect(files, state)
     if not candidates:
@@ -44,18 +47,24 @@ def _verify(client: S3Client, settings: Settings, files: list[LocalFile], state:
         )
         adoptable = [f.relpath for f, ok in zip(candidates, same, strict=True) if ok]
     log.debug("%d objects not on record hold the local bytes", len(adoptable))
-    return head_headers(client, settings.bucket, settings.prefix, adoptable, settings.workers)
+    if not adoptable:
+        return {}
+    return head_headers(connection.client, settings.bucket, settings.prefix, adoptable, settings.workers)
 
 
-def prepare(settings: Settings, output_dir: str | Path, remote: RemoteRead) -> tuple[Plan, RemoteState, S3Client]:
+def prepare(
+    settings: Settings, output_dir: str | Path, remote: RemoteRead, connection: Connection
+) -> tuple[Plan, RemoteState, int]:
     """Everything that reads; nothing here writes to the bucket.
 
-    The remote read (botocore's start-up, the listing, the manifest) is
-    already under way and overlaps with hashing the local files.
+    The remote read is already under way in its own process and overlaps
+    with hashing the local files. Returns the retries the read needed.
     """
-    files = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=min(settings.workers, 8))
-    client, state = remote.result()
-    verified = _verify(client, settings, files, state)
+    # More hashing threads than cores only fight over the interpreter lock.
+    hashers = min(settings.workers, os.cpu_count() or 1)
+    files = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
+    state, read_retries = remote.result()
+    verified = _verify(connection, settings, files, state)
     plan = make_plan(
         files,
         state,
@@ -64,7 +73,7 @@ def prepare(settings: Settings, output_dir: str | Path, remote: RemoteRead) -> t
         max_deletes=settings.max_deletes,
         verified=verified,
     )
-    return plan, state, client
+    return plan, state, read_retries
 
 
 def _apply(client: S3Client, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
@@ -97,13 +106,14 @@ def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState
 def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | None = None) -> Report:
     """`remote` is a read started earlier (the plugin starts one when the build begins)."""
     started = time.monotonic()
-    plan, state, client = prepare(settings, output_dir, remote or RemoteRead(settings, make_client))
+    connection = Connection(settings)
+    plan, state, read_retries = prepare(settings, output_dir, remote or RemoteRead(settings), connection)
     outcome = Outcome()
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:
-        outcome = _apply(client, settings, plan, state)
         try:
-            _record(client, settings, plan, state, outcome)
+            outcome = _apply(connection.client, settings, plan, state)
+            _record(connection.client, settings, plan, state, outcome)
         except Exception as error:
             raise explain(error, settings.bucket, settings.prefix + MANIFEST_NAME) from None
     written = None if settings.dry_run else set(outcome.records)
@@ -116,7 +126,7 @@ def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | Non
         unchanged=plan.unchanged,
         elapsed_s=round(time.monotonic() - started, 3),
         bytes_sent=outcome.bytes_sent,
-        retries=retry_count(client).total,
+        retries=read_retries + connection.retries,
         endpoint_url=settings.endpoint_url,
         plan=plan.describe() if settings.dry_run else [],
     )

@@ -14,7 +14,7 @@ from pelican_s3_publish.globs import matches
 from pelican_s3_publish.local import LocalFile, scan
 from pelican_s3_publish.plan import make_plan
 from pelican_s3_publish.remote import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
-from pelican_s3_publish.settings import DEFAULT_EXCLUDE, from_pelican
+from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, from_pelican
 
 HTML = (("content-type", "text/html; charset=utf-8"),)
 
@@ -139,3 +139,31 @@ def test_manifest_round_trip_shares_header_sets() -> None:
 
     assert manifest.records == records
     assert len(encode_manifest(records)) < 4000
+
+
+def test_the_command_line_reads_settings_as_pelican_does(tmp_path: Path) -> None:
+    from pelican.settings import DEFAULT_CONFIG
+    from pelican.settings import read_settings as pelican_reads
+
+    from pelican_s3_publish.cli import PELICAN_DEFAULTS
+    from pelican_s3_publish.cli import read_settings as we_read
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "units_baseconf.py").write_text(
+        'PATH = "content"\nOUTPUT_PATH = "public"\nS3_PUBLISH_BUCKET = "my-blog"\nFEED_ALL_ATOM = None\nlower = 1\n'
+    )
+    (tmp_path / "publishconf.py").write_text(
+        "import os, sys\nsys.path.append(os.path.dirname(__file__))\nfrom units_baseconf import *\n"
+        'S3_PUBLISH_PREFIX = "www"\nCATEGORY_FEED_RSS = "feeds/{slug}.rss.xml"\n'
+    )
+    path = str(tmp_path / "publishconf.py")
+    overrides = {"S3_PUBLISH_DRY_RUN": True}
+
+    ours, theirs = we_read(path, overrides), pelican_reads(path, override=dict(overrides))
+
+    assert {name: DEFAULT_CONFIG[name] for name in PELICAN_DEFAULTS} == PELICAN_DEFAULTS
+    for name in ("OUTPUT_PATH", *ATOM_FEED_SETTINGS, *RSS_FEED_SETTINGS):
+        assert ours.get(name) == theirs.get(name), name
+    assert ours["OUTPUT_PATH"] == str(tmp_path / "public")
+    assert from_pelican(ours) == from_pelican(theirs)
+    assert from_pelican(ours).dry_run and from_pelican(ours).prefix == "www/"
