@@ -109,6 +109,8 @@ def on_finalized(pelican_obj: Any) -> None:
         from .publish import publish
 
         remote = early_read if settings == early_settings else None
+        if early_read is not None and remote is None:
+            early_read.cancel()
         report = publish(settings, os.path.abspath(pelican_obj.output_path), remote)
     except PublishError as error:
         _fail(error, autoreload)

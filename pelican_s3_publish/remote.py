@@ -9,6 +9,7 @@ objects are its own to delete. The listing is the truth it is checked against.
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
 import json
@@ -245,22 +246,19 @@ class RemoteRead:
     def __init__(self, settings: Settings) -> None:
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+        encoded = base64.b64encode(pickle.dumps(settings)).decode()
         self._child = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()"],
-            stdin=subprocess.PIPE,
+            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()", encoded],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=path),
         )
-        assert self._child.stdin is not None
-        self._child.stdin.write(pickle.dumps(settings))
-        self._child.stdin.close()
 
     def result(self) -> tuple[RemoteState, int]:
         """The state and how many requests were retried to read it."""
-        assert self._child.stdout is not None and self._child.stderr is not None
-        answer, problem = self._child.stdout.read(), self._child.stderr.read()
-        if self._child.wait() != 0:
+        answer, problem = self._child.communicate()
+        if self._child.returncode != 0:
             raise RuntimeError(f"reading the bucket failed in the child process:\n{problem.decode()}")
         kind, value, retries = pickle.loads(answer)
         if kind == "error":
@@ -268,12 +266,17 @@ class RemoteRead:
             raise SettingsError(message) if exit_code == SettingsError.exit_code else PublishError(message)
         return value, retries
 
+    def cancel(self) -> None:
+        """For a read whose settings changed before the publish: stop it and reap it."""
+        self._child.kill()
+        self._child.communicate()
+
 
 def answer_parent() -> None:
-    """The child's side of RemoteRead: settings in on stdin, the state (or the error) out on stdout."""
+    """The child's side of RemoteRead: settings in as an argument, the state (or the error) out on stdout."""
     from .client import make_client
 
-    settings = pickle.load(sys.stdin.buffer)
+    settings = pickle.loads(base64.b64decode(sys.argv[1]))
     answer: tuple[str, object, int]
     try:
         client = make_client(settings)
