@@ -26,6 +26,9 @@ CONNECT_TIMEOUT_S = 10
 MAX_ATTEMPTS = 5
 
 NO_BUCKET = {"NoSuchBucket"}
+# A HEAD's error has no body, so botocore gives only the status as its code.
+NOT_FOUND = {"NoSuchKey", "404"}
+PRECONDITION_FAILED = {"PreconditionFailed", "412"}
 DENIED = {"AccessDenied", "AllAccessDisabled", "403", "Forbidden"}
 BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 WRONG_REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
@@ -106,6 +109,11 @@ class Connection:
         return 0 if self._client is None else retry_count(self._client).total
 
 
+def error_code(error: Exception) -> str:
+    """S3's error code of a botocore ClientError (the status when the body had none)."""
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _where(bucket: str, key: str | None) -> str:
     return f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
 
@@ -136,7 +144,7 @@ def explain(error: Exception, bucket: str, key: str | None = None) -> PublishErr
             f"cannot reach {_endpoint_of(error)} for {where}: check S3_PUBLISH_ENDPOINT_URL and the network"
         )
     if isinstance(error, bx.ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         message = str(error.response.get("Error", {}).get("Message", "")).rstrip(".")
         operation = error.operation_name
         if code in NO_BUCKET or (code == "404" and operation == "HeadBucket"):

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
-from .client import MAX_ATTEMPTS, S3Client, explain, retry_count
+from .client import MAX_ATTEMPTS, NOT_FOUND, PRECONDITION_FAILED, S3Client, error_code, explain, retry_count
 from .errors import PublishError, SettingsError
 from .etags import normalise
 from .headers import Headers, from_head
@@ -157,7 +157,7 @@ def _get_whole(client: S3Client, bucket: str, key: str) -> tuple[bytes, str] | N
             response = client.get_object(Bucket=bucket, Key=key)
             return response["Body"].read(), normalise(response["ETag"])
         except client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if error_code(error) in NOT_FOUND:
                 return None
             raise
         except (bx.ResponseStreamingError, bx.IncompleteReadError):
@@ -198,7 +198,7 @@ def write_manifest(client: S3Client, bucket: str, prefix: str, records: dict[str
         else:
             put(IfNoneMatch="*")
     except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+        if error_code(error) in PRECONDITION_FAILED:
             raise ConcurrentPublishError(bucket, prefix) from None
         raise explain(error, bucket, key) from None
 
@@ -212,10 +212,10 @@ def ensure_unchanged(client: S3Client, bucket: str, prefix: str, manifest: Manif
         else:
             client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
-        if code in ("412", "PreconditionFailed"):
+        code = error_code(error)
+        if code in PRECONDITION_FAILED:
             raise ConcurrentPublishError(bucket, prefix) from None
-        if code in ("404", "NoSuchKey") and not manifest.etag:
+        if code in NOT_FOUND and not manifest.etag:
             return
         raise explain(error, bucket, key) from None
     if not manifest.etag:
