@@ -29,8 +29,9 @@ XML_ETAG = re.compile(rb"(<ETag>(?:&quot;|&#34;|\")?)([0-9a-fA-F-]+)")
 # What a fault hook may answer: an HTTP status (with an S3 error code, or the
 # default InjectedFault), "reset" (drop the connection without an answer),
 # "stall" (wait `stall_s`, then forward), "cut" (forward, then send only half
-# the answer's body and drop the connection).
-Fault = int | tuple[int, str] | Literal["reset", "stall", "cut"]
+# the answer's body and drop the connection), "corrupt" (flip the first byte
+# of the request body on its way, as a faulty middlebox or disk would).
+Fault = int | tuple[int, str] | Literal["reset", "stall", "cut", "corrupt"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy.fault(self.command, key) if proxy.fault else None
             if fault == "stall":
                 time.sleep(proxy.stall_s)
+            if fault == "corrupt" and body:
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
             if fault == "reset":
                 self._reset()
                 status = 0

@@ -40,20 +40,13 @@ def _quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _session_without_timestamp_parsing() -> Any:
-    """A botocore session that leaves timestamps as text.
-
-    Nothing here reads LastModified, and parsing one per listed key with
-    dateutil was more than half the cost of listing a bucket.
-    """
+def _botocore_session() -> Any:
     import botocore.session
 
-    session = botocore.session.get_session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-    return session
+    return botocore.session.get_session()
 
 
-def make_client(settings: Settings) -> S3Client:
+def make_client(settings: Settings, botocore_session: Any = None) -> S3Client:
     import boto3
     import botocore.exceptions
     from botocore.config import Config
@@ -63,7 +56,8 @@ def make_client(settings: Settings) -> S3Client:
     _quiet_library_logs()
     try:
         session = boto3.session.Session(
-            profile_name=settings.profile, botocore_session=_session_without_timestamp_parsing()
+            profile_name=settings.profile,
+            botocore_session=botocore_session or _botocore_session(),
         )
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
@@ -74,7 +68,7 @@ def make_client(settings: Settings) -> S3Client:
     config = Config(
         max_pool_connections=settings.workers + 2,
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=min(CONNECT_TIMEOUT_S, settings.timeout),
+        connect_timeout=connect_timeout(settings),
         read_timeout=settings.timeout,
         s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
         # We send Content-MD5 ourselves; botocore's default extra CRC32 costs
@@ -91,18 +85,30 @@ def make_client(settings: Settings) -> S3Client:
     return client
 
 
+def connect_timeout(settings: Settings) -> float:
+    return min(CONNECT_TIMEOUT_S, settings.timeout)
+
+
 class Connection:
     """A client made on first use: a publish with nothing to write never loads boto3."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+        self.settings = settings
         self._client: S3Client | None = None
+        self._botocore_session: Any = None
 
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = make_client(self._settings)
+            self._botocore_session = _botocore_session()
+            self._client = make_client(self.settings, self._botocore_session)
         return self._client
+
+    @property
+    def botocore_session(self) -> Any:
+        """The session the client was made from: its credentials and CA bundle."""
+        _ = self.client
+        return self._botocore_session
 
     @property
     def retries(self) -> int:

@@ -54,5 +54,14 @@ def matches(pattern: str, relpath: str) -> bool:
     return _compiled(pattern).match(relpath) is not None
 
 
+@lru_cache(maxsize=256)
+def _alternatives(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """All patterns as one expression: the regex engine tries them in order, in C."""
+    return re.compile("|".join(f"(?P<p{i}>{_compiled(p).pattern})" for i, p in enumerate(patterns)), re.DOTALL)
+
+
 def first_match(patterns: tuple[str, ...], relpath: str) -> str | None:
-    return next((p for p in patterns if _compiled(p).match(relpath)), None)
+    if not patterns:
+        return None
+    found = _alternatives(patterns).match(relpath)
+    return patterns[int(found.lastgroup[1:])] if found and found.lastgroup else None

@@ -76,9 +76,12 @@ def prepare(
     return plan, state, read_retries
 
 
-def _apply(client: S3Client, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
+def _apply(connection: Connection, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
     """Send, then delete only if everything arrived and nobody else published meanwhile."""
-    target = Target(client, settings.bucket, settings.prefix, settings.part_size)
+    from .s3_wire import S3Wire  # HTTP and TLS modules, which a no-op never needs
+
+    client = connection.client
+    target = Target(client, S3Wire.from_connection(connection), settings.bucket, settings.prefix, settings.part_size)
     outcome = send(plan, target, settings.workers)
     if plan.deletes and outcome.error is None:
         try:
@@ -112,7 +115,7 @@ def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | Non
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:
         try:
-            outcome = _apply(connection.client, settings, plan, state)
+            outcome = _apply(connection, settings, plan, state)
             _record(connection.client, settings, plan, state, outcome)
         except Exception as error:
             raise explain(error, settings.bucket, settings.prefix + MANIFEST_NAME) from None

@@ -27,13 +27,16 @@ from .remote import Record
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
+    from .s3_wire import S3Wire
+
 DELETE_BATCH = 1000
 SMALL_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Target:
-    client: S3Client
+    client: S3Client  # for copies, multipart uploads and deletes
+    wire: S3Wire  # for single PUTs, the bulk of a publish
     bucket: str
     prefix: str
     part_size: int
@@ -61,19 +64,13 @@ def _md5_base64(data: bytes) -> str:
 
 
 def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
+    md5 = base64.b64encode(bytes.fromhex(file.md5)).decode()
     with open(file.path, "rb") as handle:
-        # botocore sends `Expect: 100-continue` with any file object, which
-        # costs a round trip per PUT; a small file goes as bytes instead.
         body = handle.read() if file.size <= SMALL_BODY else handle
-        response = target.client.put_object(
-            Bucket=target.bucket,
-            Key=target.prefix + file.relpath,
-            Body=body,
-            ContentLength=file.size,
-            ContentMD5=base64.b64encode(bytes.fromhex(file.md5)).decode(),
-            **to_boto(headers),
+        etag = target.wire.put_object(
+            target.prefix + file.relpath, body, file.size, {**dict(headers), "content-md5": md5}
         )
-    record = Record(file.md5, file.size, normalise(response["ETag"]), headers)
+    record = Record(file.md5, file.size, normalise(etag), headers)
     return Done(file.relpath, record, file.size)
 
 

@@ -136,16 +136,17 @@ def test_concurrent_publisher_is_told_and_overwrites_no_record(
     second = _build(tmp_path, bucket, "second", range(1, 7))
     other_door = proxy_module.Proxy(s3_server.endpoint_url).start()
     second.settings["S3_PUBLISH_ENDPOINT_URL"] = other_door.url
-    second_done = threading.Event()
+    first_held, second_done = threading.Event(), threading.Event()
 
     def hold_first(method: str, key: str) -> None:
         if method == held_at and key == MANIFEST:
+            first_held.set()
             assert second_done.wait(120)
 
     bucket.proxy.fault = hold_first  # type: ignore[assignment]
     bucket.proxy.clear()
     racing = ThreadPoolExecutor(max_workers=1).submit(first.publish_cli)
-    while not any(r.method == "PUT" for r in bucket.proxy.requests) and not racing.done():
+    while not first_held.is_set() and not racing.done():
         time.sleep(0.05)
     try:
         assert second.publish_cli().returncode == 0
