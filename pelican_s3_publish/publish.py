@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import etags, log
-from .client import Connection, S3Client, explain
+from .client import Connection, explain
 from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, scan
@@ -20,6 +21,9 @@ from .remote import MANIFEST_NAME, RemoteRead, RemoteState, ensure_unchanged, he
 from .report import Report, sent_items
 from .settings import Settings
 from .transfer import Outcome, Target, delete, send
+
+if TYPE_CHECKING:
+    from .s3_wire import S3Wire
 
 
 def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
@@ -76,16 +80,13 @@ def prepare(
     return plan, state, read_retries
 
 
-def _apply(connection: Connection, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
+def _apply(connection: Connection, wire: S3Wire, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
     """Send, then delete only if everything arrived and nobody else published meanwhile."""
-    from .s3_wire import S3Wire  # HTTP and TLS modules, which a no-op never needs
-
-    client = connection.client
-    target = Target(client, S3Wire.from_connection(connection), settings.bucket, settings.prefix, settings.part_size)
+    target = Target(connection, wire, settings.bucket, settings.prefix, settings.part_size)
     outcome = send(plan, target, settings.workers)
     if plan.deletes and outcome.error is None:
         try:
-            ensure_unchanged(client, settings.bucket, settings.prefix, state.manifest)
+            ensure_unchanged(wire, settings.bucket, settings.prefix, state.manifest)
         except PublishError as error:
             outcome.error = error
             return outcome
@@ -93,11 +94,11 @@ def _apply(connection: Connection, settings: Settings, plan: Plan, state: Remote
     return outcome
 
 
-def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
+def _record(wire: S3Wire, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
     """Write the manifest, true even for a publish that failed half-way; then report that failure."""
     records = records_after(plan, state, outcome.records, outcome.deleted)
     try:
-        write_manifest(client, settings.bucket, settings.prefix, records, state.manifest)
+        write_manifest(wire, settings.bucket, settings.prefix, records, state.manifest)
     except Exception as error:
         if outcome.error is None:
             raise
@@ -106,17 +107,29 @@ def _record(client: S3Client, settings: Settings, plan: Plan, state: RemoteState
         raise outcome.error
 
 
+def _wire(settings: Settings, connection: Connection) -> S3Wire:
+    """Plain credentials and endpoints need no botocore; others take what it resolves."""
+    from .s3_wire import S3Wire  # HTTP and TLS modules, which a no-op never needs
+
+    return S3Wire.without_botocore(settings) or S3Wire.from_connection(connection)
+
+
 def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | None = None) -> Report:
     """`remote` is a read started earlier (the plugin starts one when the build begins)."""
     started = time.monotonic()
     connection = Connection(settings)
     plan, state, read_retries = prepare(settings, output_dir, remote or RemoteRead(settings), connection)
     outcome = Outcome()
+    write_retries = 0
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
     if not settings.dry_run and not up_to_date:
         try:
-            outcome = _apply(connection, settings, plan, state)
-            _record(connection.client, settings, plan, state, outcome)
+            wire = _wire(settings, connection)
+            try:
+                outcome = _apply(connection, wire, settings, plan, state)
+                _record(wire, settings, plan, state, outcome)
+            finally:
+                write_retries = wire.retries.total
         except Exception as error:
             raise explain(error, settings.bucket, settings.prefix + MANIFEST_NAME) from None
     written = None if settings.dry_run else set(outcome.records)
@@ -129,7 +142,7 @@ def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | Non
         unchanged=plan.unchanged,
         elapsed_s=round(time.monotonic() - started, 3),
         bytes_sent=outcome.bytes_sent,
-        retries=read_retries + connection.retries,
+        retries=read_retries + write_retries + connection.retries,
         endpoint_url=settings.endpoint_url,
         plan=plan.describe() if settings.dry_run else [],
     )

@@ -10,8 +10,8 @@ objects are its own to delete. The listing is the truth it is checked against.
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
+import hashlib
 import json
 import os
 import pickle
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
-from .client import NOT_FOUND, PRECONDITION_FAILED, Connection, S3Client, error_code, explain
+from .client import Connection, S3Client, explain
 from .errors import PublishError, SettingsError
 from .etags import normalise
 from .headers import Headers, from_head
@@ -83,6 +83,7 @@ class ListingPage:
 def parse_listing_page(body: bytes) -> ListingPage:
     """One ListObjectsV2 page, read with ElementTree: a tenth of botocore's cost per key."""
     root = ElementTree.fromstring(body)
+    # An explicit namespace, not "{*}": ElementTree's wildcard search is 3x slower per key.
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     url_encoded = root.findtext(ns + "EncodingType") == "url"
     entries = [
@@ -167,44 +168,29 @@ def read_manifest(wire: S3Wire, bucket: str, prefix: str) -> Manifest:
         ) from None
 
 
-def write_manifest(client: S3Client, bucket: str, prefix: str, records: dict[str, Record], previous: Manifest) -> None:
+def write_manifest(wire: S3Wire, bucket: str, prefix: str, records: dict[str, Record], previous: Manifest) -> None:
     """Written last, and only if nobody else wrote it since we read it."""
     key = prefix + MANIFEST_NAME
-    put = functools.partial(
-        client.put_object,
-        Bucket=bucket,
-        Key=key,
-        Body=encode_manifest(records),
-        ContentType="application/gzip",
-        CacheControl="no-store",
-    )
-    try:
-        if previous.etag:
-            put(IfMatch=f'"{previous.etag}"')
-        else:
-            put(IfNoneMatch="*")
-    except client.exceptions.ClientError as error:
-        if error_code(error) in PRECONDITION_FAILED:
-            raise ConcurrentPublishError(bucket, prefix) from None
-        raise explain(error, bucket, key) from None
+    body = encode_manifest(records)
+    headers = {
+        "content-type": "application/gzip",
+        "cache-control": "no-store",
+        "content-md5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+    }
+    if previous.etag:
+        headers["if-match"] = f'"{previous.etag}"'
+    else:
+        headers["if-none-match"] = "*"
+    answer = wire.request("PUT", key, "PutObject", headers=headers, body=body, accept=frozenset({412}))
+    if answer.status == 412:
+        raise ConcurrentPublishError(bucket, prefix)
 
 
-def ensure_unchanged(client: S3Client, bucket: str, prefix: str, manifest: Manifest) -> None:
+def ensure_unchanged(wire: S3Wire, bucket: str, prefix: str, manifest: Manifest) -> None:
     """Deletes are decided from the manifest read at the start: refuse them if it was rewritten since."""
-    key = prefix + MANIFEST_NAME
-    try:
-        if manifest.etag:
-            client.head_object(Bucket=bucket, Key=key, IfMatch=f'"{manifest.etag}"')
-        else:
-            client.head_object(Bucket=bucket, Key=key)
-    except client.exceptions.ClientError as error:
-        code = error_code(error)
-        if code in PRECONDITION_FAILED:
-            raise ConcurrentPublishError(bucket, prefix) from None
-        if code in NOT_FOUND and not manifest.etag:
-            return
-        raise explain(error, bucket, key) from None
-    if not manifest.etag:
+    headers = {"if-match": f'"{manifest.etag}"'} if manifest.etag else {}
+    answer = wire.request("HEAD", prefix + MANIFEST_NAME, "HeadObject", headers=headers, accept=frozenset({404, 412}))
+    if (answer.status == 404) != (manifest.etag is None) or answer.status == 412:
         raise ConcurrentPublishError(bucket, prefix)
 
 

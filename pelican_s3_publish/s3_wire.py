@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 
-from .client import MAX_ATTEMPTS, Connection, RetryCount, S3Client, connect_timeout, retry_count
+from .client import MAX_ATTEMPTS, Connection, RetryCount, S3Client, connect_timeout
 from .settings import Settings
 from .sigv4 import CredentialSource, Signer, StaticCredentials
 
@@ -207,8 +207,7 @@ class S3Wire:
         where = botocore_address(connection.client, connection.settings.bucket)
         session = connection.botocore_session
         cafile = session.get_config_variable("ca_bundle") or _default_ca_bundle()
-        credentials = session.get_credentials()
-        return cls(where, credentials, connection.settings, cafile, retry_count(connection.client))
+        return cls(where, session.get_credentials(), connection.settings, cafile)
 
     def put_object(self, key: str, body: bytes | BinaryIO, length: int, headers: Mapping[str, str]) -> str:
         """Send one object; its ETag as the server gave it."""

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 from . import log
-from .client import S3Client, explain
+from .client import Connection, explain
 from .errors import PublishError
 from .etags import normalise
 from .headers import Headers, to_boto
@@ -35,8 +37,8 @@ SMALL_BODY = 1024 * 1024
 
 @dataclass(frozen=True)
 class Target:
-    client: S3Client  # for copies, multipart uploads and deletes
-    wire: S3Wire  # for single PUTs, the bulk of a publish
+    connection: Connection  # botocore, made on first use: copies and multipart uploads
+    wire: S3Wire  # single PUTs and deletes, the bulk of a publish
     bucket: str
     prefix: str
     part_size: int
@@ -83,7 +85,7 @@ def _parts(path: str, part_size: int) -> Iterator[bytes]:
 def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
     """Parts go up one after another here, while other workers send other files."""
     key = target.prefix + file.relpath
-    client = target.client
+    client = target.connection.client
     upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key, **to_boto(headers))["UploadId"]
     try:
         parts: list[CompletedPartTypeDef] = []
@@ -116,7 +118,7 @@ def _upload(target: Target, upload: Upload) -> Done:
 def _update_headers(target: Target, update: HeaderUpdate) -> Done:
     key = target.prefix + update.file.relpath
     log.debug("update headers of %s", update.file.relpath)
-    response = target.client.copy_object(
+    response = target.connection.client.copy_object(
         Bucket=target.bucket,
         Key=key,
         CopySource={"Bucket": target.bucket, "Key": key},
@@ -168,26 +170,39 @@ def _explained(error: BaseException, target: Target, relpath: str) -> PublishErr
     return explain(error, target.bucket, target.prefix + relpath)
 
 
+def _delete_request(keys: list[str]) -> bytes:
+    objects = "".join(f"<Object><Key>{escape(key)}</Key></Object>" for key in keys)
+    return f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
+
+
+def _refused_deletes(answer: bytes) -> dict[str, str]:
+    """Key -> "Code Message" for each object a DeleteObjects answer says was not deleted."""
+    root = ElementTree.fromstring(answer)
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    return {
+        error.findtext(
+            ns + "Key", ""
+        ): f"{error.findtext(ns + 'Code', '')} {error.findtext(ns + 'Message', '')}".strip()
+        for error in root.iterfind(ns + "Error")
+    }
+
+
 def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
     """Delete in batches; stop at the first failure and say which key."""
     for start in range(0, len(relpaths), DELETE_BATCH):
         batch = relpaths[start : start + DELETE_BATCH]
+        body = _delete_request([target.prefix + r for r in batch])
+        headers = {"content-md5": _md5_base64(body), "content-type": "application/xml"}
         try:
-            response = target.client.delete_objects(
-                Bucket=target.bucket,
-                Delete={"Objects": [{"Key": target.prefix + r} for r in batch], "Quiet": True},
-            )
+            answer = target.wire.request("POST", "", "DeleteObjects", query={"delete": ""}, headers=headers, body=body)
         except Exception as error:
             outcome.error = _explained(error, target, batch[0])
             return
-        failed = {e["Key"][len(target.prefix) :]: e for e in response.get("Errors", [])}
-        outcome.deleted += [r for r in batch if r not in failed]
-        if failed:
-            relpath, detail = next(iter(failed.items()))
-            outcome.error = PublishError(
-                f"could not delete s3://{target.bucket}/{target.prefix}{relpath}: "
-                f"{detail.get('Code')} {detail.get('Message', '')}".rstrip()
-            )
+        refused = _refused_deletes(answer.body)
+        outcome.deleted += [r for r in batch if target.prefix + r not in refused]
+        if refused:
+            key, detail = next(iter(refused.items()))
+            outcome.error = PublishError(f"could not delete s3://{target.bucket}/{key}: {detail}")
             return
 
 
