@@ -96,12 +96,15 @@ class Connection:
         self.settings = settings
         self._client: S3Client | None = None
         self._botocore_session: Any = None
+        self._making = threading.Lock()
 
     @property
     def client(self) -> S3Client:
-        if self._client is None:
-            self._botocore_session = _botocore_session()
-            self._client = make_client(self.settings, self._botocore_session)
+        """Made once, by whichever worker thread needs it first."""
+        with self._making:
+            if self._client is None:
+                self._botocore_session = _botocore_session()
+                self._client = make_client(self.settings, self._botocore_session)
         return self._client
 
     @property
