@@ -68,6 +68,7 @@ def _md5_base64(data: bytes) -> str:
 def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
     md5 = base64.b64encode(bytes.fromhex(file.md5)).decode()
     with open(file.path, "rb") as handle:
+        # Up to a megabyte is one buffer; more streams from disk, so memory stays bounded.
         body = handle.read() if file.size <= SMALL_BODY else handle
         etag = target.wire.put_object(
             target.prefix + file.relpath, body, file.size, {**dict(headers), "content-md5": md5}
