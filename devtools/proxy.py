@@ -24,14 +24,20 @@ from typing import Literal
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
 NOT_RECORDED = {"authorization"}
+DELETE_REFUSED = (
+    b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<Error><Key>%s</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>"
+)
 XML_ETAG = re.compile(rb"(<ETag>(?:&quot;|&#34;|\")?)([0-9a-fA-F-]+)")
 
 # What a fault hook may answer: an HTTP status (with an S3 error code, or the
 # default InjectedFault), "reset" (drop the connection without an answer),
 # "stall" (wait `stall_s`, then forward), "cut" (forward, then send only half
 # the answer's body and drop the connection), "corrupt" (flip the first byte
-# of the request body on its way, as a faulty middlebox or disk would).
-Fault = int | tuple[int, str] | Literal["reset", "stall", "cut", "corrupt"]
+# of the request body on its way, as a faulty middlebox or disk would),
+# "refuse-first-delete" (forward a DeleteObjects, then answer that its first
+# key was refused with AccessDenied, as S3 does per key under a bucket policy).
+Fault = int | tuple[int, str] | Literal["reset", "stall", "cut", "corrupt", "refuse-first-delete"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 status = self._answer_fault(*(fault if isinstance(fault, tuple) else (fault, "InjectedFault")))
             else:
                 try:
-                    status = self._forward(body, cut=fault == "cut")
+                    status = self._forward(body, cut=fault == "cut", refuse_first=fault == "refuse-first-delete")
                 except (http.client.HTTPException, OSError):  # the server is gone: so is the client's connection
                     self._reset()
                     status = 0
@@ -167,7 +173,7 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
             return status
 
-        def _forward(self, body: bytes, cut: bool = False) -> int:
+        def _forward(self, body: bytes, cut: bool = False, refuse_first: bool = False) -> int:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             connection = self._upstream()
             try:
@@ -178,6 +184,8 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.upstream_conn = None
                 raise
             payload = response.read()
+            if refuse_first and response.status == 200 and (first := re.search(rb"<Key>(.*?)</Key>", body)):
+                payload = DELETE_REFUSED % first[1]
             key, _ = _split(self.path)
             opaque = proxy.opaque_etags is not None and proxy.opaque_etags(key)
             if opaque:

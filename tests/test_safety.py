@@ -50,6 +50,26 @@ def test_failed_upload_is_not_recorded_and_deletes_do_not_run(site: Site, bucket
     assert _manifest(bucket)["post-1.html"][0] == md5_tree(site.output)["post-1.html"]
 
 
+def test_a_delete_refused_per_key_is_reported_and_kept_on_record(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    (site.content / "post-3.rst").unlink()
+    bucket.proxy.fault = lambda method, key: "refuse-first-delete" if method == "POST" else None
+
+    failed = site.build(env=dict(os.environ, COLUMNS="300"))  # the message on one line
+
+    assert failed.returncode == 1, failed.output
+    lines = [line for line in failed.output.splitlines() if "s3-publish:" in line]
+    assert len(lines) == 1 and "Traceback" not in failed.output, failed.output
+    assert f"could not delete s3://{bucket.name}/post-3.html: AccessDenied" in lines[0]
+    assert "post-3.html" in _manifest(bucket)  # still on record, so the next publish deletes it again
+    bucket.proxy.fault = None
+
+    retried = site.build()
+
+    assert retried.returncode == 0, retried.output
+    assert set(_manifest(bucket)) == set(md5_tree(site.output)) == bucket.site_keys()
+
+
 def test_autoreload_does_not_publish_unless_asked(site: Site, bucket: Bucket) -> None:
     def run_autoreload(expected: str) -> str:
         site.write_settings()
