@@ -26,9 +26,6 @@ CONNECT_TIMEOUT_S = 10
 MAX_ATTEMPTS = 5
 
 NO_BUCKET = {"NoSuchBucket"}
-# A HEAD's error has no body, so botocore gives only the status as its code.
-NOT_FOUND = {"NoSuchKey", "404"}
-PRECONDITION_FAILED = {"PreconditionFailed", "412"}
 DENIED = {"AccessDenied", "AllAccessDisabled", "403", "Forbidden"}
 BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 WRONG_REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}

@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from .client import MAX_ATTEMPTS, Connection, RetryCount, S3Client, connect_timeout
 from .settings import Settings
-from .sigv4 import CredentialSource, Signer, StaticCredentials
+from .sigv4 import CredentialSource, Signer, StaticCredentials, canonical_query
 
 RETRIED_STATUSES = {500, 502, 503, 504}
 RETRIED_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}
@@ -251,7 +251,7 @@ class S3Wire:
         if not isinstance(body, bytes):
             body.seek(0)
         signed = self._signer.sign(method, self.where.netloc, path, query, headers)
-        target = f"{path}?{urlencode(query, quote_via=quote, safe='-_.~')}" if query else path
+        target = f"{path}?{canonical_query(query)}" if query else path  # the query string exactly as signed
         if self._proxy is not None and self._tls is None:
             target = self.where.endpoint_url + target  # a plain-HTTP proxy takes the whole URL
             signed |= self._proxy_headers

@@ -9,22 +9,20 @@ Nothing here knows about Pelican.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from html import escape
 from typing import TYPE_CHECKING
-from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from . import log
 from .client import Connection, explain
 from .errors import PublishError
-from .etags import normalise
+from .etags import content_md5, normalise
 from .headers import Headers, to_boto
 from .local import LocalFile
 from .plan import HeaderUpdate, Plan, Upload
-from .remote import Record
+from .remote import Record, parse_xml
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
@@ -61,10 +59,6 @@ class Done:
     bytes_sent: int
 
 
-def _md5_base64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-
-
 def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
     md5 = base64.b64encode(bytes.fromhex(file.md5)).decode()
     with open(file.path, "rb") as handle:
@@ -97,7 +91,7 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
-                ContentMD5=_md5_base64(data),
+                ContentMD5=content_md5(data),
             )
             parts.append({"PartNumber": number, "ETag": response["ETag"]})
         done = client.complete_multipart_upload(
@@ -172,20 +166,19 @@ def _explained(error: BaseException, target: Target, relpath: str) -> PublishErr
 
 
 def _delete_request(keys: list[str]) -> bytes:
-    objects = "".join(f"<Object><Key>{escape(key)}</Key></Object>" for key in keys)
+    # html.escape, not xml.sax.saxutils: that one imports urllib.request (20 ms at start-up).
+    objects = "".join(f"<Object><Key>{escape(key, quote=False)}</Key></Object>" for key in keys)
     return f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
 
 
 def _refused_deletes(answer: bytes) -> dict[str, str]:
     """Key -> "Code Message" for each object a DeleteObjects answer says was not deleted."""
-    root = ElementTree.fromstring(answer)
-    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    return {
-        error.findtext(
-            ns + "Key", ""
-        ): f"{error.findtext(ns + 'Code', '')} {error.findtext(ns + 'Message', '')}".strip()
-        for error in root.iterfind(ns + "Error")
-    }
+    root, ns = parse_xml(answer)
+    refused = {}
+    for error in root.iterfind(ns + "Error"):
+        detail = f"{error.findtext(ns + 'Code', '')} {error.findtext(ns + 'Message', '')}"
+        refused[error.findtext(ns + "Key", "")] = detail.strip()
+    return refused
 
 
 def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
@@ -193,7 +186,7 @@ def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
     for start in range(0, len(relpaths), DELETE_BATCH):
         batch = relpaths[start : start + DELETE_BATCH]
         body = _delete_request([target.prefix + r for r in batch])
-        headers = {"content-md5": _md5_base64(body), "content-type": "application/xml"}
+        headers = {"content-md5": content_md5(body), "content-type": "application/xml"}
         try:
             answer = target.wire.request("POST", "", "DeleteObjects", query={"delete": ""}, headers=headers, body=body)
         except Exception as error:
