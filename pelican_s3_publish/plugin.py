@@ -17,11 +17,11 @@ from .errors import PublishError
 from .settings import Settings, from_pelican, is_requested
 
 if TYPE_CHECKING:
-    from .remote import RemoteRead
+    from .remote_read import ChildRead
 
 _autoreload_skip_said = False
 # Remote reads started when a build began, by id() of its Pelican object.
-_early_reads: dict[int, tuple[Settings, RemoteRead]] = {}
+_early_reads: dict[int, tuple[Settings, ChildRead]] = {}
 
 
 def _frames() -> list[FrameType]:
@@ -84,9 +84,9 @@ def on_initialized(pelican_obj: Any) -> None:
         return
     try:
         settings = from_pelican(settings_dict)
-        from .remote import RemoteRead
+        from .remote_read import ChildRead
 
-        _early_reads[id(pelican_obj)] = settings, RemoteRead(settings)
+        _early_reads[id(pelican_obj)] = settings, ChildRead(settings)
     except PublishError as error:
         _fail(error, autoreload=False)
 

@@ -17,7 +17,8 @@ from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, scan
 from .plan import Plan, make_plan, records_after, to_inspect
-from .remote import MANIFEST_NAME, RemoteRead, RemoteState, ensure_unchanged, head_headers, write_manifest
+from .remote import MANIFEST_NAME, RemoteState, ensure_unchanged, head_headers, write_manifest
+from .remote_read import BucketRead, ThreadRead
 from .report import Report, sent_items
 from .settings import Settings
 from .transfer import Outcome, Target, delete, send
@@ -57,12 +58,12 @@ def _verify(
 
 
 def prepare(
-    settings: Settings, output_dir: str | Path, remote: RemoteRead, connection: Connection
+    settings: Settings, output_dir: str | Path, remote: BucketRead, connection: Connection
 ) -> tuple[Plan, RemoteState, int]:
     """Everything that reads; nothing here writes to the bucket.
 
-    The remote read is already under way in its own process and overlaps
-    with hashing the local files. Returns the retries the read needed.
+    The remote read is already under way (in a thread, or in the child
+    process a build started) and overlaps with hashing the local files. Returns the retries the read needed.
     """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
@@ -114,11 +115,11 @@ def _wire(settings: Settings, connection: Connection) -> S3Wire:
     return S3Wire.without_botocore(settings) or S3Wire.from_connection(connection)
 
 
-def publish(settings: Settings, output_dir: str | Path, remote: RemoteRead | None = None) -> Report:
-    """`remote` is a read started earlier (the plugin starts one when the build begins)."""
+def publish(settings: Settings, output_dir: str | Path, remote: BucketRead | None = None) -> Report:
+    """`remote` is a read started earlier: by the command line, or by the plugin when the build began."""
     started = time.monotonic()
     connection = Connection(settings)
-    plan, state, read_retries = prepare(settings, output_dir, remote or RemoteRead(settings), connection)
+    plan, state, read_retries = prepare(settings, output_dir, remote or ThreadRead(settings), connection)
     outcome = Outcome()
     write_retries = 0
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records

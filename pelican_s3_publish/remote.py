@@ -9,13 +9,8 @@ objects are its own to delete. The listing is the truth it is checked against.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
-import os
-import pickle
-import subprocess
-import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
-from .client import Connection, S3Client, explain
-from .errors import PublishError, SettingsError
+from .client import S3Client, explain
+from .errors import PublishError
 from .etags import content_md5, normalise
 from .headers import Headers, from_head
-from .settings import Settings
 
 if TYPE_CHECKING:  # the parent of a no-op publish never sends a request itself
     from .s3_wire import S3Wire
@@ -209,69 +203,6 @@ def fetch(wire: S3Wire, bucket: str, prefix: str) -> RemoteState:
             return RemoteState(listing.result(), manifest.result())
         except Exception as error:
             raise explain(error, bucket) from None
-
-
-class RemoteRead:
-    """The bucket's state, read by a child process while the site is built or hashed.
-
-    Listing a large bucket is CPU (parsing its pages) and, where the
-    credentials need botocore, importing it and making a client. In its own
-    process that runs on another core instead of taking turns with Pelican's
-    build or the hashing for Python's one interpreter lock, and a publish with
-    nothing to write never loads boto3 in Pelican's process. If the build
-    fails, nobody waits for it.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-        encoded = base64.b64encode(pickle.dumps(settings)).decode()
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()", encoded],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(os.environ, PYTHONPATH=path),
-        )
-
-    def result(self) -> tuple[RemoteState, int]:
-        """The state and how many requests were retried to read it."""
-        answer, problem = self._child.communicate()
-        if self._child.returncode != 0:
-            raise RuntimeError(f"reading the bucket failed in the child process:\n{problem.decode()}")
-        kind, value, retries = pickle.loads(answer)
-        if kind == "error":
-            exit_code, message = value
-            raise SettingsError(message) if exit_code == SettingsError.exit_code else PublishError(message)
-        return value, retries
-
-    def cancel(self) -> None:
-        """For a read whose settings changed before the publish: stop it and reap it."""
-        self._child.kill()
-        self._child.communicate()
-
-
-def answer_parent() -> None:
-    """The child's side of RemoteRead: settings in as an argument, the state (or the error) out on stdout."""
-    from .s3_wire import S3Wire
-
-    settings = pickle.loads(base64.b64decode(sys.argv[1]))
-    answer: tuple[str, object, int]
-    try:
-        wire = S3Wire.without_botocore(settings) or _wire_through_botocore(settings)
-        answer = ("state", fetch(wire, settings.bucket, settings.prefix), wire.retries.total)
-    except PublishError as error:
-        answer = ("error", (error.exit_code, str(error)), 0)
-    sys.stdout.buffer.write(pickle.dumps(answer))
-
-
-def _wire_through_botocore(settings: Settings) -> S3Wire:
-    from .s3_wire import S3Wire
-
-    try:
-        return S3Wire.from_connection(Connection(settings))
-    except Exception as error:
-        raise explain(error, settings.bucket) from None
 
 
 def head_headers(
