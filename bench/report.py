@@ -143,7 +143,10 @@ def write(
         "| phase | workers=1 | concurrent | speed-up |",
         "|---|---|---|---|",
     ]
-    for phase, label in (("hashing", "hashing the output (in process, s)"), ("uploads", f"first upload, {rtt} (s)")):
+    for phase, label in (
+        ("hashing", "hashing the output, SHA-256 and MD5 (in process, s)"),
+        ("uploads", f"first upload, {rtt} (s)"),
+    ):
         timings = extras[phase]
         one, many = timings["workers=1"], timings[max(timings, key=lambda k: int(k.split("=")[1]))]
         lines.append(f"| {label} | {one:.2f} | {many:.2f} | {one / many:.1f}x |")

@@ -1,4 +1,10 @@
-"""Walk the output directory: every file to publish, with its key and content MD5.
+"""Walk the output directory: every file to publish, with its key and content digests.
+
+Two passes. `scan` fingerprints every file with SHA-256, beside the bucket
+read: on CPUs with SHA instructions it is 2.5x faster than MD5. `identify`
+then takes each file's MD5 (what S3's ETag and Content-MD5 speak) from the
+manifest wherever the manifest vouches for these exact bytes by their SHA-256,
+and computes it for the rest: after a rebuild, only for what changed.
 
 Hashing streams each file, so a large download never sits in memory whole,
 and runs on a thread pool: hashlib and file reads release the GIL.
@@ -10,10 +16,11 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from . import content_types
 from .errors import RefusedError, SettingsError
@@ -23,15 +30,27 @@ READ_BLOCK = 1024 * 1024
 MAX_KEY_BYTES = 1024
 HASH_BATCH = 256
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
+_T = TypeVar("_T")
+
+
+class Found(NamedTuple):
+    """A file to publish, fingerprinted; its MD5 not yet known."""
+
+    relpath: str  # POSIX path under the output directory; the key is prefix + relpath
+    path: str
+    size: int
+    sha256: str
+    head: bytes  # first bytes, kept only where they decide the Content-Type
 
 
 @dataclass(frozen=True)
 class LocalFile:
-    relpath: str  # POSIX path under the output directory; the key is prefix + relpath
+    relpath: str
     path: str
     size: int
     md5: str
-    head: bytes  # first bytes, kept only where they decide the Content-Type
+    sha256: str
+    head: bytes
 
 
 def _check_name(relpath: str, where: Path) -> None:
@@ -95,30 +114,40 @@ def _follow_link(
         yield relpath, entry.path, info.st_size
 
 
-def _hash(relpath: str, path: str, size: int) -> LocalFile:
-    """Unbuffered, and a small file in one read of its known size: a site is mostly
-    small files, and a buffered 1 MiB read allocates 1 MiB for each of them."""
+def _digest(path: str, size: int, algorithm: Callable[..., hashlib._Hash]) -> tuple[str, bytes]:
+    """The file's hex digest, and its first block.
+
+    Unbuffered, and a small file in one read of its known size: a site is
+    mostly small files, and a buffered 1 MiB read allocates 1 MiB for each.
+    """
     wanted = min(size + 1, READ_BLOCK)
     try:
         with open(path, "rb", buffering=0) as handle:
-            block = handle.read(wanted)
-            digest = hashlib.md5(block, usedforsecurity=False)
-            head = b""
-            if content_types.needs_sniffing(relpath) or block.startswith(content_types.GZIP_MAGIC):
-                head = block[: content_types.SNIFF_BYTES]
+            first = block = handle.read(wanted)
+            digest = algorithm(block, usedforsecurity=False)
             if len(block) == wanted:  # a large file, or one that grew since it was listed
                 while block := handle.read(READ_BLOCK):
                     digest.update(block)
     except OSError as error:
         raise SettingsError(f"cannot read {path}: {error.strerror}: check its permissions") from None
-    return LocalFile(relpath, path, size, digest.hexdigest(), head)
+    return digest.hexdigest(), first
 
 
-def _hash_batch(batch: list[tuple[str, str, int]]) -> list[LocalFile]:
-    return [_hash(*item) for item in batch]
+def _fingerprint(relpath: str, path: str, size: int) -> Found:
+    sha256, first = _digest(path, size, hashlib.sha256)
+    sniffed = content_types.needs_sniffing(relpath) or first.startswith(content_types.GZIP_MAGIC)
+    return Found(relpath, path, size, sha256, first[: content_types.SNIFF_BYTES] if sniffed else b"")
 
 
-def _batches(items: list[tuple[str, str, int]]) -> Iterator[list[tuple[str, str, int]]]:
+def _fingerprint_batch(batch: list[tuple[str, str, int]]) -> list[Found]:
+    return [_fingerprint(*item) for item in batch]
+
+
+def _md5_batch(batch: list[Found]) -> list[str]:
+    return [_digest(found.path, found.size, hashlib.md5)[0] for found in batch]
+
+
+def _batches(items: list[_T]) -> Iterator[list[_T]]:
     for start in range(0, len(items), HASH_BATCH):
         yield items[start : start + HASH_BATCH]
 
@@ -135,7 +164,7 @@ def scan(
     exclude: tuple[str, ...],
     reserved: frozenset[str] = frozenset(),
     workers: int = 8,
-) -> list[LocalFile]:
+) -> list[Found]:
     """Every file to publish, in walk order (names sorted per directory); refuses an empty site.
 
     The walk ends before hashing begins: run beside the hashing threads, it
@@ -151,4 +180,18 @@ def scan(
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return [item for batch in pool.map(_hash_batch, _batches(found)) for item in batch]
+        return [item for batch in pool.map(_fingerprint_batch, _batches(found)) for item in batch]
+
+
+def identify(found: list[Found], recorded_md5: Callable[[Found], str | None], workers: int = 8) -> list[LocalFile]:
+    """Each file with its MD5: `recorded_md5` answers for the bytes the manifest vouches for."""
+    known = [recorded_md5(item) for item in found]
+    unknown = [item for item, md5 in zip(found, known, strict=True) if md5 is None]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        computed = iter([md5 for batch in pool.map(_md5_batch, _batches(unknown)) for md5 in batch])
+    return [
+        LocalFile(
+            item.relpath, item.path, item.size, md5 if md5 is not None else next(computed), item.sha256, item.head
+        )
+        for item, md5 in zip(found, known, strict=True)
+    ]

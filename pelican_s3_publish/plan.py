@@ -8,7 +8,7 @@ remote state, and which unrecorded objects were found to hold the local bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .errors import RefusedError
@@ -105,12 +105,12 @@ def _decide(
         return Upload(file, headers, "missing" if missing else "new")
     record = vouched(file.relpath, state)
     if record is None and file.relpath in verified:
-        record = Record(file.md5, file.size, listed.etag, verified[file.relpath])
+        record = Record(file.md5, file.size, listed.etag, verified[file.relpath], file.sha256)
     if record is None or (record.md5, record.size) != (file.md5, file.size):
         return Upload(file, headers, "changed")
     if record.headers != headers:
         return HeaderUpdate(file, headers, record.headers)
-    return record
+    return record if record.sha256 == file.sha256 else replace(record, sha256=file.sha256)
 
 
 def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:

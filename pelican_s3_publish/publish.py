@@ -15,9 +15,9 @@ from . import etags, log
 from .client import Connection, explain
 from .errors import PublishError
 from .headers import Headers, desired
-from .local import LocalFile, scan
+from .local import Found, LocalFile, identify, scan
 from .plan import Plan, make_plan, records_after, to_inspect
-from .remote import MANIFEST_NAME, RemoteState, ensure_unchanged, head_headers, write_manifest
+from .remote import MANIFEST_NAME, Record, RemoteState, ensure_unchanged, head_headers, write_manifest
 from .remote_read import BucketRead, ThreadRead
 from .report import Report, sent_items
 from .settings import Settings
@@ -36,6 +36,16 @@ def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
         return interned.setdefault(headers, headers)
 
     return headers_of
+
+
+def _md5_on_record(records: dict[str, Record]) -> Callable[[Found], str | None]:
+    """A record's MD5 holds for a file whose bytes have the SHA-256 recorded beside it."""
+
+    def md5_of(found: Found) -> str | None:
+        record = records.get(found.relpath)
+        return record.md5 if record and record.sha256 == found.sha256 and record.size == found.size else None
+
+    return md5_of
 
 
 def _verify(
@@ -67,8 +77,9 @@ def prepare(
     """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
-    files = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
+    found = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
     state, read_retries = remote.result()
+    files = identify(found, _md5_on_record(state.manifest.records), hashers)
     verified = _verify(connection, settings, files, state)
     plan = make_plan(
         files,

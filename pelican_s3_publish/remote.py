@@ -2,8 +2,8 @@
 
 The manifest is the plugin's record, kept in the bucket beside the site as
 `<prefix>.s3-publish-manifest.json.gz`. It names every key the plugin
-published with its content MD5, size, the ETag S3 returned and the headers
-set, so a publish can tell changed bytes from changed headers, and knows which
+published with its content MD5 and SHA-256, size, the ETag S3 returned and
+the headers set, so a publish can tell changed bytes from changed headers, and knows which
 objects are its own to delete. The listing is the truth it is checked against.
 """
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the parent of a no-op publish never sends a request itself
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2 added each object's SHA-256; 1 is still read
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Record:
     size: int
     etag: str
     headers: Headers
+    sha256: str = ""  # of the bytes; empty in a manifest written before it was kept
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def encode_manifest(records: dict[str, Record]) -> bytes:
     for relpath in sorted(records):
         record = records[relpath]
         index = header_sets.setdefault(record.headers, len(header_sets))
-        objects[relpath] = [record.md5, record.size, record.etag, index]
+        objects[relpath] = [record.md5, record.size, record.etag, index, record.sha256]
     document = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -131,12 +132,12 @@ def encode_manifest(records: dict[str, Record]) -> bytes:
 
 def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
     document = json.loads(gzip.decompress(body))
-    if document.get("format") != MANIFEST_FORMAT or document.get("version") != MANIFEST_VERSION:
+    if document.get("format") != MANIFEST_FORMAT or document.get("version") not in (1, MANIFEST_VERSION):
         raise ValueError("not a manifest this version can read")
     header_sets = [tuple(sorted(h.items())) for h in document["header_sets"]]
-    records = {
-        relpath: Record(md5, size, etag_, header_sets[index])
-        for relpath, (md5, size, etag_, index) in document["objects"].items()
+    records = {  # a version 1 row has no SHA-256: the record's is then empty
+        relpath: Record(md5, size, etag_, header_sets[index], *sha256)
+        for relpath, (md5, size, etag_, index, *sha256) in document["objects"].items()
     }
     return Manifest(records, etag)
 

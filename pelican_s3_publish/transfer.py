@@ -67,7 +67,7 @@ def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
         etag = target.wire.put_object(
             target.prefix + file.relpath, body, file.size, {**dict(headers), "content-md5": md5}
         )
-    record = Record(file.md5, file.size, normalise(etag), headers)
+    record = Record(file.md5, file.size, normalise(etag), headers, file.sha256)
     return Done(file.relpath, record, file.size)
 
 
@@ -100,7 +100,7 @@ def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
     except BaseException:
         client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
         raise
-    record = Record(file.md5, file.size, normalise(done["ETag"]), headers)
+    record = Record(file.md5, file.size, normalise(done["ETag"]), headers, file.sha256)
     return Done(file.relpath, record, file.size)
 
 
@@ -121,7 +121,7 @@ def _update_headers(target: Target, update: HeaderUpdate) -> Done:
         **to_boto(update.headers),
     )
     etag = normalise(response["CopyObjectResult"]["ETag"])
-    record = Record(update.file.md5, update.file.size, etag, update.headers)
+    record = Record(update.file.md5, update.file.size, etag, update.headers, update.file.sha256)
     return Done(update.file.relpath, record, 0)
 
 

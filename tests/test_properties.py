@@ -101,12 +101,16 @@ def _md5(content: int) -> str:
     return f"{content:032x}"
 
 
+def _sha256(content: int) -> str:
+    return f"{content:064x}"
+
+
 def _etag(content: int) -> str:
     return f"opaque-{content}"
 
 
 def _local_file(relpath: str, content: int) -> LocalFile:
-    return LocalFile(relpath, "/nowhere/" + relpath, content + 1, _md5(content), b"")
+    return LocalFile(relpath, "/nowhere/" + relpath, content + 1, _md5(content), _sha256(content), b"")
 
 
 def _remote_state(
@@ -118,7 +122,7 @@ def _remote_state(
             content, header_set = remote[relpath]
         elif relpath in remote and remote[relpath][0] == content:
             continue  # same bytes, other headers, same ETag: outside the model
-        records[relpath] = Record(_md5(content), content + 1, _etag(content), HEADER_SETS[header_set])
+        records[relpath] = Record(_md5(content), content + 1, _etag(content), HEADER_SETS[header_set], _sha256(content))
     listing = {r: Listed(content + 1, _etag(content)) for r, (content, _) in remote.items()}
     return RemoteState(listing, Manifest(records, "m")), dict(remote)
 
@@ -153,7 +157,7 @@ def test_applying_the_plan_makes_the_remote_equal_the_local_tree(
         if isinstance(task, HeaderUpdate):
             assert bucket[task.file.relpath][0] == content  # a copy never stands in for new bytes
         bucket[task.file.relpath] = (content, HEADER_SETS.index(task.headers))
-        written[task.file.relpath] = Record(_md5(content), content + 1, _etag(content), task.headers)
+        written[task.file.relpath] = Record(_md5(content), content + 1, _etag(content), task.headers, _sha256(content))
     for relpath in plan.deletes:
         assert delete == "all" or relpath in state.manifest.records  # only what it published
         del bucket[relpath]

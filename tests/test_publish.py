@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 
 from tests.conftest import Bucket, Site, md5_tree, uploaded_keys
+
+MANIFEST = ".s3-publish-manifest.json.gz"
 
 
 def test_first_publish_puts_the_whole_site_with_its_bytes(site: Site, bucket: Bucket) -> None:
@@ -30,6 +34,45 @@ def test_rebuild_with_deleted_output_sends_nothing(site: Site, bucket: Bucket) -
     assert uploaded_keys(again) == set()
     assert bucket.proxy.writes() == []
     assert f"{len(md5_tree(site.output))} unchanged" in again.output
+
+
+def test_same_size_new_bytes_are_sent_though_the_manifest_knows_the_key(site: Site, bucket: Bucket) -> None:
+    site.static("files/data.bin", b"A" * 5000)
+    assert site.build().returncode == 0
+    bucket.proxy.clear()
+
+    site.static("files/data.bin", b"A" * 4999 + b"B")
+    again = site.build()
+
+    assert again.returncode == 0, again.output
+    assert uploaded_keys(again) == {"static/files/data.bin"}
+    assert bucket.body("static/files/data.bin") == b"A" * 4999 + b"B"
+
+
+def test_a_version_1_manifest_is_upgraded_without_sending_the_site(site: Site, bucket: Bucket) -> None:
+    """Version 1 kept no SHA-256: each file's MD5 is computed once, and the manifest rewritten with them."""
+    assert site.build().returncode == 0
+    document = json.loads(gzip.decompress(bucket.body(MANIFEST)))
+    document["version"] = 1
+    document["objects"] = {relpath: row[:4] for relpath, row in document["objects"].items()}
+    bucket.put(MANIFEST, gzip.compress(json.dumps(document).encode()))
+    bucket.proxy.clear()
+
+    upgraded = site.build()
+
+    assert upgraded.returncode == 0, upgraded.output
+    assert [r.key for r in bucket.proxy.writes()] == [MANIFEST]
+    rows = json.loads(gzip.decompress(bucket.body(MANIFEST)))["objects"]
+    local = {p.relative_to(site.output).as_posix(): p.read_bytes() for p in site.output.rglob("*") if p.is_file()}
+    assert {relpath: row[4] for relpath, row in rows.items()} == {
+        relpath: hashlib.sha256(data).hexdigest() for relpath, data in local.items()
+    }
+    bucket.proxy.clear()
+
+    again = site.build()
+
+    assert again.returncode == 0, again.output
+    assert bucket.proxy.writes() == []
 
 
 def test_editing_one_article_sends_exactly_the_changed_files(site: Site, bucket: Bucket) -> None:

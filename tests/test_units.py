@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +15,7 @@ from pelican_s3_publish import etags
 from pelican_s3_publish.client import Connection
 from pelican_s3_publish.errors import RefusedError, SettingsError
 from pelican_s3_publish.globs import matches
-from pelican_s3_publish.local import LocalFile, scan
+from pelican_s3_publish.local import LocalFile, identify, scan
 from pelican_s3_publish.plan import make_plan
 from pelican_s3_publish.remote import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
 from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, Settings, from_pelican
@@ -60,9 +62,29 @@ def test_scan_hashes_large_files_by_streaming(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "big.bin").write_bytes(data)
 
-    (file,) = scan(tmp_path, ())
+    (found,) = scan(tmp_path, ())
+    (file,) = identify([found], lambda found: None)
 
-    assert (file.md5, file.size) == (hashlib.md5(data).hexdigest(), len(data))
+    assert (file.md5, file.sha256, file.size) == (
+        hashlib.md5(data).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+    )
+
+
+def test_identify_takes_the_recorded_md5_only_for_the_bytes_recorded(tmp_path: Path) -> None:
+    (tmp_path / "same.html").write_bytes(b"same")
+    (tmp_path / "edited.html").write_bytes(b"edited")
+    recorded = {"same.html": hashlib.sha256(b"same").hexdigest(), "edited.html": hashlib.sha256(b"before").hexdigest()}
+
+    files = identify(
+        scan(tmp_path, ()), lambda found: "md5-on-record" if recorded[found.relpath] == found.sha256 else None
+    )
+
+    assert {f.relpath: f.md5 for f in files} == {
+        "edited.html": hashlib.md5(b"edited").hexdigest(),
+        "same.html": "md5-on-record",
+    }
 
 
 def test_settings_defaults_and_prefix() -> None:
@@ -90,7 +112,7 @@ def test_multipart_etags_of_other_tools_are_recognised(tmp_path: Path) -> None:
 
 
 def _file(relpath: str, md5: str = "a" * 32, size: int = 1) -> LocalFile:
-    return LocalFile(relpath, "/dev/null", size, md5, b"")
+    return LocalFile(relpath, "/dev/null", size, md5, "sha-" + md5, b"")
 
 
 def _state(records: dict[str, Record], listing: dict[str, Listed]) -> RemoteState:
@@ -135,12 +157,25 @@ def test_plan_decides_each_case_and_orders_assets_first() -> None:
 
 
 def test_manifest_round_trip_shares_header_sets() -> None:
-    records = {f"p{i}.html": Record("c" * 32, i, f"e{i}", HTML) for i in range(100)}
+    records = {f"p{i}.html": Record("c" * 32, i, f"e{i}", HTML, f"{i:064x}") for i in range(100)}
 
     manifest = decode_manifest(encode_manifest(records), "m")
 
     assert manifest.records == records
     assert len(encode_manifest(records)) < 4000
+
+
+def test_a_version_1_manifest_reads_with_no_sha256() -> None:
+    document = {
+        "format": "pelican-s3-publish manifest",
+        "version": 1,
+        "header_sets": [dict(HTML)],
+        "objects": {"index.html": ["c" * 32, 5, "e1", 0]},
+    }
+
+    manifest = decode_manifest(gzip.compress(json.dumps(document).encode()), "m")
+
+    assert manifest.records == {"index.html": Record("c" * 32, 5, "e1", HTML, "")}
 
 
 def test_the_command_line_reads_settings_as_pelican_does(tmp_path: Path) -> None:
