@@ -73,7 +73,8 @@ def prepare(
     """Everything that reads; nothing here writes to the bucket.
 
     The remote read is already under way (in a thread, or in the child
-    process a build started) and overlaps with hashing the local files. Returns the retries the read needed.
+    process a build started) and overlaps with hashing the local files.
+    Returns the retries the read needed.
     """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)

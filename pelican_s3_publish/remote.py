@@ -3,8 +3,9 @@
 The manifest is the plugin's record, kept in the bucket beside the site as
 `<prefix>.s3-publish-manifest.json.gz`. It names every key the plugin
 published with its content MD5 and SHA-256, size, the ETag S3 returned and
-the headers set, so a publish can tell changed bytes from changed headers, and knows which
-objects are its own to delete. The listing is the truth it is checked against.
+the headers set, so a publish can tell changed bytes from changed headers,
+and knows which objects are its own to delete. The listing is the truth it is
+checked against.
 """
 
 from __future__ import annotations
