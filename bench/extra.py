@@ -100,7 +100,7 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, runs: int, w
     rounds = 2 * runs - 1  # 16 s builds on a shared machine: more rounds than the tools get
     labels = list(variants)
     for run in range(rounds + 1):  # the first round fills the bucket and warms the caches
-        for label in labels[run % 3 :] + labels[: run % 3]:  # each variant first in turn
+        for label in labels[run % len(labels) :] + labels[: run % len(labels)]:  # each variant first in turn
             os.sync()  # the previous build's 83 MiB of writeback is not this build's time
             started = time.perf_counter()
             done = subprocess.run(
