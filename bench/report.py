@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import sites
+from bench import sites, tools
 from bench.extra import NOOP, OFF
 from bench.run import SCENARIOS, Measure, Results, median
 
-OURS = "pelican-s3-publish"
+OURS = tools.Ours.name
 IN_PELICAN_METHOD = [
     "Whole builds with DELETE_OUTPUT_DIRECTORY, written to a tmpfs (writing to disk varied a build's "
     "system time by a second), the four variants in turn in each round. 'Whole build, added' is the "
