@@ -187,9 +187,10 @@ def _exit_code(results: Results, out: Path) -> int:
 
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    weed = subprocess.run([seaweed.weed_binary(), "version"], capture_output=True, text=True).stdout.split()[2]
     return (
         f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()}, "
-        f"SeaweedFS {subprocess.run(['weed', 'version'], capture_output=True, text=True).stdout.split()[2]}"
+        f"SeaweedFS {weed}"
     )
 
 

