@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,10 +109,15 @@ def _apply(connection: Connection, wire: S3Wire, settings: Settings, plan: Plan,
 
 
 def _record(wire: S3Wire, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
-    """Write the manifest, true even for a publish that failed half-way; then report that failure."""
+    """Write the manifest, true even for a publish that failed half-way; then report that failure.
+
+    After a failure it is tried once, not retried: the server has just failed
+    every retry of a request, and the next publish adopts by ETag what arrived.
+    """
     records = records_after(plan, state, outcome.records, outcome.deleted)
     try:
-        write_manifest(wire, settings.bucket, settings.prefix, records, state.manifest)
+        once = wire if outcome.error is None else replace(wire, attempts=1)
+        write_manifest(once, settings.bucket, settings.prefix, records, state.manifest)
     except Exception as error:
         if outcome.error is None:
             raise

@@ -184,6 +184,7 @@ class S3Wire:
     settings: Settings
     cafile: str | None
     retries: RetryCount = field(default_factory=RetryCount)
+    attempts: int = MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
         self._signer = Signer(self.credentials, self.where.region, self.where.service)
@@ -232,7 +233,7 @@ class S3Wire:
             try:
                 return self._send_once(method, path, operation, query or {}, headers or {}, body, accept)
             except _Retryable as failure:
-                if attempt >= MAX_ATTEMPTS:
+                if attempt >= self.attempts:
                     raise failure.error from None
             self.retries.add()
             time.sleep(random.random() * min(MAX_BACKOFF_S, 2.0**attempt))
