@@ -91,6 +91,15 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _volume_server_joined(master_port: int) -> bool:
+    """The S3 port answers before the volume server has joined the master; a write then waits 1 to 5 s."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{master_port}/dir/status", timeout=1) as answer:
+            return int(json.load(answer).get("Topology", {}).get("Free", 0)) > 0
+    except (OSError, ValueError):
+        return False
+
+
 def _command(data_dir: Path, ports: tuple[int, int, int, int], config_path: Path | None) -> list[str]:
     master, volume, filer, s3 = ports
     return [
@@ -128,7 +137,7 @@ def start(
     s3_config: dict[str, Any] | None = None,
     ports: tuple[int, int, int, int] | None = None,
 ) -> SeaweedServer:
-    """Start `weed server -s3` and wait until its S3 port answers.
+    """Start `weed server -s3` and wait until its S3 port answers and it has room for volumes.
 
     `s3_config` is SeaweedFS's S3 configuration (identities with their keys
     and allowed actions, a KMS); without one, any credentials are accepted.
@@ -153,7 +162,7 @@ def start(
         )
     server = SeaweedServer(f"http://127.0.0.1:{ports[3]}", data_dir, process, log_path, ports, s3_config)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _answers(server.endpoint_url):
+    while not (_answers(server.endpoint_url) and _volume_server_joined(ports[0])):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             tail = log_path.read_text(errors="replace")[-2000:]
