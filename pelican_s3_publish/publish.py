@@ -97,7 +97,7 @@ def prepare(
 def _apply(connection: Connection, wire: S3Wire, settings: Settings, plan: Plan, state: RemoteState) -> Outcome:
     """Send, then delete only if everything arrived and nobody else published meanwhile."""
     target = Target(connection, wire, settings.bucket, settings.prefix, settings.part_size)
-    outcome = send(plan, target, settings.workers)
+    outcome = send(plan, target, settings.workers, first_alone=not state.listing)
     if plan.deletes and outcome.error is None:
         try:
             ensure_unchanged(wire, settings.bucket, settings.prefix, state.manifest)

@@ -200,14 +200,28 @@ def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
             return
 
 
-def send(plan: Plan, target: Target, workers: int) -> Outcome:
-    """Uploads and header updates, assets before pages; stops at the first failure."""
-    outcome = Outcome()
+def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
+    """Assets and header updates, then pages; with `first_alone`, the smallest of the first goes before all.
+
+    A store may make room for a bucket on its first write, and make writers
+    that come meanwhile wait: SeaweedFS grows a new bucket's volumes then, and
+    32 concurrent first PUTs waited a second for it where one alone took 0.2 s.
+    """
     assets: list[Upload | HeaderUpdate] = [u for u in plan.uploads if not u.is_page]
     assets += list(plan.header_updates)
     pages: list[Upload | HeaderUpdate] = [u for u in plan.uploads if u.is_page]
+    phases = [tasks for tasks in (assets, pages) if tasks]
+    if first_alone and phases:
+        smallest = min(range(len(phases[0])), key=lambda index: phases[0][index].file.size)
+        phases.insert(0, [phases[0].pop(smallest)])
+    return [tasks for tasks in phases if tasks]
+
+
+def send(plan: Plan, target: Target, workers: int, first_alone: bool = False) -> Outcome:
+    """Uploads and header updates in phases (see `_phases`); stops at the first failure."""
+    outcome = Outcome()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for tasks in (assets, pages):
-            if tasks and outcome.error is None:
+        for tasks in _phases(plan, first_alone):
+            if outcome.error is None:
                 _run_phase(pool, target, tasks, outcome)
     return outcome

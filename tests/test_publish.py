@@ -24,6 +24,25 @@ def test_first_publish_puts_the_whole_site_with_its_bytes(site: Site, bucket: Bu
     assert {r.key for r in bucket.proxy.put_bodies()} == set(local)
 
 
+def test_the_first_file_into_an_empty_bucket_goes_alone_and_is_the_smallest(site: Site, bucket: Bucket) -> None:
+    """A store may make room for a new bucket on its first write and make concurrent writers wait meanwhile."""
+    site.static("files/large.bin", b"L" * 300_000)
+    started: list[tuple[str, int]] = []  # each file PUT as it arrives, with how many had been answered then
+
+    def note_arrival(method: str, key: str) -> None:
+        if method == "PUT" and key != MANIFEST:
+            started.append((key, len(bucket.proxy.put_bodies())))
+
+    bucket.proxy.fault = note_arrival  # type: ignore[assignment]
+    build = site.build()
+
+    assert build.returncode == 0, build.output
+    sizes = {p.relative_to(site.output).as_posix(): p.stat().st_size for p in site.output.rglob("*") if p.is_file()}
+    (first, answered_before_first), *rest = started
+    assert answered_before_first == 0 and sizes[first] == min(sizes.values())
+    assert len(rest) == len(sizes) - 1 and all(answered >= 1 for _, answered in rest)
+
+
 def test_rebuild_with_deleted_output_sends_nothing(site: Site, bucket: Bucket) -> None:
     assert site.build().returncode == 0
     bucket.proxy.clear()
