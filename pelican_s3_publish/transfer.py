@@ -210,10 +210,10 @@ def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
     assets: list[Upload | HeaderUpdate] = [u for u in plan.uploads if not u.is_page]
     assets += list(plan.header_updates)
     pages: list[Upload | HeaderUpdate] = [u for u in plan.uploads if u.is_page]
-    phases = [tasks for tasks in (assets, pages) if tasks]
-    if first_alone and phases:
-        smallest = min(range(len(phases[0])), key=lambda index: phases[0][index].file.size)
-        phases.insert(0, [phases[0].pop(smallest)])
+    phases = [assets, pages]
+    if first_alone and (head := assets or pages):
+        smallest = min(range(len(head)), key=lambda index: head[index].file.size)
+        phases.insert(0, [head.pop(smallest)])
     return [tasks for tasks in phases if tasks]
 
 
