@@ -112,12 +112,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = from_pelican(pelican_settings)
     if args.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
-    from .remote_read import ThreadRead
+    from .publish import publish, start_read
 
-    bucket_read = ThreadRead(settings)  # before the imports below, which it overlaps
-    from .publish import publish
-
-    report = publish(settings, pelican_settings["OUTPUT_PATH"], bucket_read)
+    report = publish(settings, pelican_settings["OUTPUT_PATH"], start_read(settings))
     if args.dry_run and not args.json:
         for line in report.plan:
             print(line)

@@ -9,14 +9,15 @@ re-encrypts the objects already there by a server-side copy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from email.header import Header
+from typing import Protocol
 
 from . import content_types
 from .globs import matches
-from .settings import HeaderRule, Settings
 
 # (lowercase header name, value) pairs, sorted: hashable and stable in JSON.
 Headers = tuple[tuple[str, str], ...]
+HeaderRule = tuple[str, dict[str, str]]
 
 RULE_HEADERS = frozenset(
     {
@@ -30,21 +31,6 @@ RULE_HEADERS = frozenset(
 )
 META_PREFIX = "x-amz-meta-"
 
-# What S3 calls each header in boto3's PutObject/CopyObject parameters.
-BOTO_PARAMS = {
-    "content-type": "ContentType",
-    "content-encoding": "ContentEncoding",
-    "cache-control": "CacheControl",
-    "content-disposition": "ContentDisposition",
-    "content-language": "ContentLanguage",
-    "expires": "Expires",
-    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
-    "x-amz-storage-class": "StorageClass",
-    "x-amz-acl": "ACL",
-    "x-amz-server-side-encryption": "ServerSideEncryption",
-    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
-}
-
 # A documented starting point: long caching for fingerprinted assets, HTML
 # and feeds revalidated on every visit so a new post shows at once.
 CACHE_PRESET: tuple[HeaderRule, ...] = (
@@ -57,6 +43,25 @@ CACHE_PRESET: tuple[HeaderRule, ...] = (
     ("theme/", {"Cache-Control": "public, max-age=86400"}),
     ("*", {"Cache-Control": "public, max-age=3600"}),
 )
+
+
+class HeaderSettings(Protocol):
+    """What `desired` reads of the settings (the settings module depends on this one, not back)."""
+
+    @property
+    def content_types(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def headers(self) -> tuple[HeaderRule, ...]: ...
+    @property
+    def atom_feeds(self) -> tuple[str, ...]: ...
+    @property
+    def rss_feeds(self) -> tuple[str, ...]: ...
+    @property
+    def acl(self) -> str | None: ...
+    @property
+    def sse(self) -> str | None: ...
+    @property
+    def sse_kms_key_id(self) -> str | None: ...
 
 
 def check_rule(rule: object) -> HeaderRule:
@@ -74,8 +79,15 @@ def check_rule(rule: object) -> HeaderRule:
             raise ValueError(f"header {name!r} in rule {pattern!r} cannot be set{hint}")
         if not isinstance(value, str):
             raise ValueError(f"header {name!r} in rule {pattern!r} must be a string")
-        checked[lower] = value
+        if not value.isascii() and not lower.startswith(META_PREFIX):
+            raise ValueError(f"header {name!r} in rule {pattern!r} must be ASCII, as HTTP headers to S3 are")
+        checked[lower] = _mail_safe(value) if lower.startswith(META_PREFIX) else value
     return pattern, checked
+
+
+def _mail_safe(value: str) -> str:
+    """S3 keeps metadata in US-ASCII and reads other text as RFC 2047 (`=?utf-8?b?...?=`), as it answers it."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
 def _rule_headers(relpath: str, rules: tuple[HeaderRule, ...]) -> dict[str, str]:
@@ -88,7 +100,7 @@ def _rule_headers(relpath: str, rules: tuple[HeaderRule, ...]) -> dict[str, str]
     return chosen
 
 
-def desired(relpath: str, head: bytes, settings: Settings) -> Headers:
+def desired(relpath: str, head: bytes, settings: HeaderSettings) -> Headers:
     content_type, encoding = content_types.detect(
         relpath,
         head,
@@ -107,33 +119,3 @@ def desired(relpath: str, head: bytes, settings: Settings) -> Headers:
     if settings.sse_kms_key_id:
         chosen["x-amz-server-side-encryption-aws-kms-key-id"] = settings.sse_kms_key_id
     return tuple(sorted(chosen.items()))
-
-
-def to_boto(headers: Headers) -> dict[str, Any]:
-    """PutObject/CopyObject parameters for these headers."""
-    params: dict[str, Any] = {}
-    metadata = {}
-    for name, value in headers:
-        if name.startswith(META_PREFIX):
-            metadata[name[len(META_PREFIX) :]] = value
-        else:
-            params[BOTO_PARAMS[name]] = value
-    if metadata:
-        params["Metadata"] = metadata
-    return params
-
-
-def from_head(response: Mapping[str, Any]) -> Headers:
-    """The headers a HeadObject answer shows (an ACL is never shown)."""
-    found = {
-        name: response[param]
-        for name, param in BOTO_PARAMS.items()
-        if param != "Expires" and isinstance(response.get(param), str)
-    }
-    if response.get("ExpiresString"):
-        found["expires"] = response["ExpiresString"]
-    if found.get("x-amz-storage-class") == "STANDARD":
-        del found["x-amz-storage-class"]
-    for key, value in (response.get("Metadata") or {}).items():
-        found[META_PREFIX + key.lower()] = value
-    return tuple(sorted(found.items()))

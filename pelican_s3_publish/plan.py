@@ -8,13 +8,15 @@ remote state, and which unrecorded objects were found to hold the local bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from . import etags
 from .errors import RefusedError
 from .headers import Headers
-from .local import LocalFile
-from .remote import Record, RemoteState
+from .local import Found, LocalFile
+from .manifest import Record, RemoteState
 from .settings import Delete
 
 Reason = Literal["new", "changed", "missing", "headers"]
@@ -94,6 +96,26 @@ def to_inspect(files: Iterable[LocalFile], state: RemoteState) -> list[LocalFile
         for f in files
         if (listed := state.listing.get(f.relpath)) and listed.size == f.size and not vouched(f.relpath, state)
     ]
+
+
+def md5_on_record(records: dict[str, Record]) -> Callable[[Found], str | None]:
+    """A record's MD5 holds for a file whose bytes have the SHA-256 recorded beside it."""
+
+    def md5_of(found: Found) -> str | None:
+        record = records.get(found.relpath)
+        return record.md5 if record and record.sha256 == found.sha256 and record.size == found.size else None
+
+    return md5_of
+
+
+def adoptable(files: Iterable[LocalFile], state: RemoteState, workers: int) -> list[str]:
+    """Unrecorded objects whose ETag shows they already hold the local bytes: adopted, not sent again."""
+    candidates = to_inspect(files, state)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        same = pool.map(
+            lambda f: etags.matches_content(f.path, f.size, f.md5, state.listing[f.relpath].etag), candidates
+        )
+        return [f.relpath for f, ok in zip(candidates, same, strict=True) if ok]
 
 
 def _decide(

@@ -1,6 +1,13 @@
 """The Pelican glue: check settings and start reading the bucket when a build
 begins (`initialized`), publish when it is `finalized`.
 
+Nested builds (i18n_subsites runs each sub-site as a Pelican build inside
+its parent's) are told from the signals themselves: every Pelican object is
+pushed when it is initialized and popped when it is finalized, and a build
+finalized while another is still open is nested; the outermost publishes,
+since its output holds the sub-sites. Weak references, so a build that
+failed and was dropped never counts as open.
+
 Kept light: boto3 is imported only when publishing is asked for, so a build
 with publishing off pays nothing for the plugin.
 """
@@ -9,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +25,12 @@ from .errors import PublishError
 from .settings import Settings, from_pelican, is_requested
 
 if TYPE_CHECKING:
-    from .remote_read import ChildRead
+    from .remote import BucketRead
 
 _autoreload_skip_said = False
-# Remote reads started when a build began, by id() of its Pelican object.
-_early_reads: dict[int, tuple[Settings, ChildRead]] = {}
+_open_builds: list[weakref.ref[Any]] = []
+# Bucket reads started when a build began, by its Pelican object.
+_early_reads: weakref.WeakKeyDictionary[Any, tuple[Settings, BucketRead]] = weakref.WeakKeyDictionary()
 
 
 def _frames() -> list[FrameType]:
@@ -33,19 +42,17 @@ def _frames() -> list[FrameType]:
     return frames
 
 
-def _is_build_frame(frame: FrameType) -> bool:
-    from pelican import Pelican
+def _build_started(pelican_obj: Any) -> bool:
+    """Push this build; True when another build is still open (this one is nested)."""
+    _open_builds[:] = [ref for ref in _open_builds if ref() is not None]
+    _open_builds.append(weakref.ref(pelican_obj))
+    return len(_open_builds) > 1
 
-    return frame.f_code.co_name == "run" and isinstance(frame.f_locals.get("self"), Pelican)
 
-
-def builds_running() -> int:
-    """How many `Pelican.run` calls are on the stack.
-
-    A nested build (i18n_subsites) runs inside its parent's: only the
-    outermost build publishes, since its output holds the sub-sites too.
-    """
-    return sum(1 for frame in _frames() if _is_build_frame(frame))
+def _build_finished(pelican_obj: Any) -> bool:
+    """Pop this build; True when it ran inside another build still open (a nested build)."""
+    _open_builds[:] = [ref for ref in _open_builds if ref() is not None and ref() is not pelican_obj]
+    return bool(_open_builds)
 
 
 def under_autoreload() -> bool:
@@ -79,38 +86,38 @@ def _fail(error: PublishError, autoreload: bool) -> None:
 
 def on_initialized(pelican_obj: Any) -> None:
     """Check the settings before a long build, and start reading the bucket meanwhile."""
+    nested = _build_started(pelican_obj)
     settings_dict = pelican_obj.settings
-    if not is_requested(settings_dict) or builds_running() > 0 or under_autoreload():
+    if not is_requested(settings_dict) or nested or under_autoreload():
         return
     try:
         settings = from_pelican(settings_dict)
-        from .remote_read import ChildRead
+        from .publish import start_read
 
-        _early_reads[id(pelican_obj)] = settings, ChildRead(settings)
+        _early_reads[pelican_obj] = settings, start_read(settings)
     except PublishError as error:
         _fail(error, autoreload=False)
 
 
 def on_finalized(pelican_obj: Any) -> None:
     log.show_summary_by_default()
+    nested = _build_finished(pelican_obj)
     settings_dict = pelican_obj.settings
     if not is_requested(settings_dict):
         return
-    if builds_running() > 1:
+    if nested:
         log.debug("nested build of %s: the outermost build publishes", pelican_obj.output_path)
         return
     autoreload = under_autoreload()
     if autoreload and settings_dict.get("S3_PUBLISH_ON_AUTORELOAD") is not True:
         _skip_for_autoreload()
         return
-    early_settings, early_read = _early_reads.pop(id(pelican_obj), (None, None))
+    early_settings, early_read = _early_reads.pop(pelican_obj, (None, None))
     try:
         settings = from_pelican(settings_dict)
         from .publish import publish
 
-        remote = early_read if settings == early_settings else None
-        if early_read is not None and remote is None:
-            early_read.cancel()
+        remote = early_read if settings == early_settings else None  # settings changed meanwhile: read anew
         report = publish(settings, os.path.abspath(pelican_obj.output_path), remote)
     except PublishError as error:
         _fail(error, autoreload)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import SettingsError
+from .headers import HeaderRule, check_rule
 
 PREFIX = "S3_PUBLISH_"
 MIB = 1024 * 1024
@@ -63,7 +64,6 @@ SSE_ALGORITHMS = ("AES256", "aws:kms")
 DEFAULT_TIMEOUT_S = 60
 
 Delete = Literal[True, False, "all"]
-HeaderRule = tuple[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,6 @@ def _content_types(name: str, value: object) -> tuple[tuple[str, str], ...]:
 
 
 def _header_rules(name: str, value: object) -> tuple[HeaderRule, ...]:
-    from .headers import check_rule  # the header names allowed belong to headers
-
     if value is None:
         return ()
     if not isinstance(value, (list, tuple)):

@@ -8,38 +8,25 @@ Nothing here knows about Pelican.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from html import escape
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from . import log
-from .client import Connection, explain
+from .bucket import Bucket
 from .errors import PublishError
-from .etags import content_md5, normalise
-from .headers import Headers, to_boto
-from .local import LocalFile
+from .manifest import Record
 from .plan import HeaderUpdate, Plan, Upload
-from .remote import Record, parse_xml
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
-
-    from .s3_wire import S3Wire
-
-DELETE_BATCH = 1000
 SMALL_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Target:
-    connection: Connection  # botocore, made on first use: copies and multipart uploads
-    wire: S3Wire  # single PUTs and deletes, the bulk of a publish
-    bucket: str
+    bucket: Bucket
     prefix: str
-    part_size: int
 
 
 @dataclass
@@ -59,74 +46,39 @@ class Done:
     bytes_sent: int
 
 
-def _put(target: Target, file: LocalFile, headers: Headers) -> Done:
-    md5 = base64.b64encode(bytes.fromhex(file.md5)).decode()
-    with open(file.path, "rb") as handle:
-        # Up to a megabyte is one buffer; more streams from disk, so memory stays bounded.
-        body = handle.read() if file.size <= SMALL_BODY else handle
-        etag = target.wire.put_object(
-            target.prefix + file.relpath, body, file.size, {**dict(headers), "content-md5": md5}
-        )
-    record = Record(file.md5, file.size, normalise(etag), headers, file.sha256)
-    return Done(file.relpath, record, file.size)
+class Tally:
+    """Files and bytes done against the total, told to a listener (the progress bar) as they land."""
 
+    def __init__(self, plan: Plan, listener: Callable[[Tally], None] | None = None) -> None:
+        self.total_files = len(plan.uploads) + len(plan.header_updates)
+        self.total_bytes = sum(u.file.size for u in plan.uploads)
+        self.files = 0
+        self.bytes = 0
+        self._listener = listener
+        self._lock = threading.Lock()
 
-def _parts(path: str, part_size: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while part := handle.read(part_size):
-            yield part
-
-
-def _put_multipart(target: Target, file: LocalFile, headers: Headers) -> Done:
-    """Parts go up one after another here, while other workers send other files."""
-    key = target.prefix + file.relpath
-    client = target.connection.client
-    upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key, **to_boto(headers))["UploadId"]
-    try:
-        parts: list[CompletedPartTypeDef] = []
-        for number, data in enumerate(_parts(file.path, target.part_size), start=1):
-            response = client.upload_part(
-                Bucket=target.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ContentMD5=content_md5(data),
-            )
-            parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        done = client.complete_multipart_upload(
-            Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-    except BaseException:
-        client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
-        raise
-    record = Record(file.md5, file.size, normalise(done["ETag"]), headers, file.sha256)
-    return Done(file.relpath, record, file.size)
+    def add(self, files: int, size: int) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += size
+        if self._listener is not None:
+            self._listener(self)
 
 
 def _upload(target: Target, upload: Upload) -> Done:
-    send = _put_multipart if upload.file.size > target.part_size else _put
-    log.debug("upload %s (%s)", upload.file.relpath, upload.reason)
-    return send(target, upload.file, upload.headers)
+    file = upload.file
+    log.debug("upload %s (%s)", file.relpath, upload.reason)
+    # Up to a megabyte is read whole; more streams from disk, so memory stays bounded.
+    body = Path(file.path).read_bytes() if file.size <= SMALL_BODY else Path(file.path)
+    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers)
+    return Done(file.relpath, Record(file.md5, file.size, etag, upload.headers, file.sha256), file.size)
 
 
 def _update_headers(target: Target, update: HeaderUpdate) -> Done:
-    key = target.prefix + update.file.relpath
     log.debug("update headers of %s", update.file.relpath)
-    response = target.connection.client.copy_object(
-        Bucket=target.bucket,
-        Key=key,
-        CopySource={"Bucket": target.bucket, "Key": key},
-        MetadataDirective="REPLACE",
-        **to_boto(update.headers),
-    )
-    etag = normalise(response["CopyObjectResult"]["ETag"])
+    etag = target.bucket.copy(target.prefix + update.file.relpath, update.headers)
     record = Record(update.file.md5, update.file.size, etag, update.headers, update.file.sha256)
     return Done(update.file.relpath, record, 0)
-
-
-def _key_of(task: Upload | HeaderUpdate) -> str:
-    return task.file.relpath
 
 
 def _run_phase(
@@ -134,20 +86,21 @@ def _run_phase(
     target: Target,
     tasks: list[Upload | HeaderUpdate],
     outcome: Outcome,
+    tally: Tally,
 ) -> None:
     """Run tasks concurrently; on the first failure, cancel what has not started."""
 
     def run(task: Upload | HeaderUpdate) -> Done:
-        if isinstance(task, Upload):
-            return _upload(target, task)
-        return _update_headers(target, task)
+        done = _upload(target, task) if isinstance(task, Upload) else _update_headers(target, task)
+        tally.add(1, done.bytes_sent)
+        return done
 
-    futures: dict[Future[Done], Upload | HeaderUpdate] = {pool.submit(run, t): t for t in tasks}
+    futures: list[Future[Done]] = [pool.submit(run, t) for t in tasks]
     _, pending = wait(futures, return_when=FIRST_EXCEPTION)
     for future in pending:
         future.cancel()
     wait(pending)
-    for future, task in futures.items():
+    for future in futures:
         if future.cancelled():
             continue
         error = future.exception()
@@ -156,48 +109,29 @@ def _run_phase(
             outcome.records[done.relpath] = done.record
             outcome.bytes_sent += done.bytes_sent
         elif outcome.error is None:
-            outcome.error = _explained(error, target, _key_of(task))
+            outcome.error = _reported(error)
 
 
-def _explained(error: BaseException, target: Target, relpath: str) -> PublishError:
-    if not isinstance(error, Exception):
-        raise error
-    return explain(error, target.bucket, target.prefix + relpath)
-
-
-def _delete_request(keys: list[str]) -> bytes:
-    # html.escape, not xml.sax.saxutils: that one imports urllib.request (20 ms at start-up).
-    objects = "".join(f"<Object><Key>{escape(key, quote=False)}</Key></Object>" for key in keys)
-    return f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
-
-
-def _refused_deletes(answer: bytes) -> dict[str, str]:
-    """Key -> "Code Message" for each object a DeleteObjects answer says was not deleted."""
-    root, ns = parse_xml(answer)
-    refused = {}
-    for error in root.iterfind(ns + "Error"):
-        detail = f"{error.findtext(ns + 'Code', '')} {error.findtext(ns + 'Message', '')}"
-        refused[error.findtext(ns + "Key", "")] = detail.strip()
-    return refused
+def _reported(error: BaseException) -> PublishError:
+    """A PublishError as it is; anything else is a bug, and keeps its traceback."""
+    if isinstance(error, PublishError):
+        return error
+    if isinstance(error, OSError):  # a file changed or vanished under the publish
+        return PublishError(f"cannot read {error.filename}: {error.strerror}: build again, then publish")
+    raise error
 
 
 def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
-    """Delete in batches; stop at the first failure and say which key."""
-    for start in range(0, len(relpaths), DELETE_BATCH):
-        batch = relpaths[start : start + DELETE_BATCH]
-        body = _delete_request([target.prefix + r for r in batch])
-        headers = {"content-md5": content_md5(body), "content-type": "application/xml"}
-        try:
-            answer = target.wire.request("POST", "", "DeleteObjects", query={"delete": ""}, headers=headers, body=body)
-        except Exception as error:
-            outcome.error = _explained(error, target, batch[0])
-            return
-        refused = _refused_deletes(answer.body)
-        outcome.deleted += [r for r in batch if target.prefix + r not in refused]
-        if refused:
-            key, detail = next(iter(refused.items()))
-            outcome.error = PublishError(f"could not delete s3://{target.bucket}/{key}: {detail}")
-            return
+    """Delete; stop at the first refusal and say which key."""
+    try:
+        refused = target.bucket.delete([target.prefix + r for r in relpaths])
+    except PublishError as error:
+        outcome.error = error
+        return
+    outcome.deleted += [r for r in relpaths if target.prefix + r not in refused]
+    if refused:
+        key, detail = next(iter(refused.items()))
+        outcome.error = PublishError(f"could not delete s3://{target.bucket.name}/{key}: {detail}")
 
 
 def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
@@ -217,11 +151,12 @@ def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
     return [tasks for tasks in phases if tasks]
 
 
-def send(plan: Plan, target: Target, workers: int, first_alone: bool = False) -> Outcome:
+def send(plan: Plan, target: Target, workers: int, first_alone: bool = False, tally: Tally | None = None) -> Outcome:
     """Uploads and header updates in phases (see `_phases`); stops at the first failure."""
     outcome = Outcome()
+    tally = tally or Tally(plan)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for tasks in _phases(plan, first_alone):
             if outcome.error is None:
-                _run_phase(pool, target, tasks, outcome)
+                _run_phase(pool, target, tasks, outcome, tally)
     return outcome

@@ -15,9 +15,9 @@ from devtools import seaweed
 from pelican_s3_publish import content_types
 from pelican_s3_publish.headers import Headers, desired
 from pelican_s3_publish.local import LocalFile, scan
+from pelican_s3_publish.manifest import MANIFEST_NAME, Listed, Manifest, Record, RemoteState
 from pelican_s3_publish.plan import HeaderUpdate, make_plan, records_after
 from pelican_s3_publish.publish import publish
-from pelican_s3_publish.remote import MANIFEST_NAME, Listed, Manifest, Record, RemoteState
 from pelican_s3_publish.settings import DEFAULT_EXCLUDE, from_pelican
 from tests.conftest import Bucket
 

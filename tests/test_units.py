@@ -6,19 +6,17 @@ import gzip
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from pelican_s3_publish import etags
-from pelican_s3_publish.client import Connection
 from pelican_s3_publish.errors import RefusedError, SettingsError
 from pelican_s3_publish.globs import matches
 from pelican_s3_publish.local import LocalFile, identify, scan
+from pelican_s3_publish.manifest import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
 from pelican_s3_publish.plan import make_plan
-from pelican_s3_publish.remote import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
-from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, Settings, from_pelican
+from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, from_pelican
 
 HTML = (("content-type", "text/html; charset=utf-8"),)
 
@@ -204,12 +202,3 @@ def test_the_command_line_reads_settings_as_pelican_does(tmp_path: Path) -> None
     assert ours["OUTPUT_PATH"] == str(tmp_path / "public")
     assert from_pelican(ours) == from_pelican(theirs)
     assert from_pelican(ours).dry_run and from_pelican(ours).prefix == "www/"
-
-
-def test_worker_threads_share_one_client() -> None:
-    """Header updates and multipart uploads make the client on first use, from many threads at once."""
-    connection = Connection(Settings(bucket="site", endpoint_url="http://127.0.0.1:9"))
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        clients = list(pool.map(lambda _: connection.client, range(16)))
-
-    assert len({id(client) for client in clients}) == 1

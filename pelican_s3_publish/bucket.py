@@ -1,0 +1,751 @@
+"""The bucket: the one boundary to S3, and the only module that knows which library speaks to it.
+
+`Bucket` is the small interface the rest of the package works against. Its
+real implementation, `S3Bucket`, splits the work by what each library does best:
+
+- botocore decides, once per publish, where requests go (region, endpoint:
+  FIPS, dual-stack, `AWS_ENDPOINT_URL_S3`, S3 Express, the AWS config file),
+  with which credentials (boto3's whole chain), through which proxy and with
+  which CA bundle; nothing here encodes those rules;
+- obstore (the Rust `object_store`) sends the hot requests, PUT, GET, LIST and
+  DELETE, at a tenth of botocore's CPU per request and with the interpreter
+  lock released while it waits;
+- boto3 does what obstore cannot express: a copy that replaces headers, a
+  PUT with a canned ACL, `Expires` or a website redirect, a HEAD that shows
+  an object's headers.
+
+Retries are botocore's standard mode, applied to every obstore request (its
+own retries are off), so each retry is botocore's decision and is counted.
+Failures leave this module as `BucketError`, already worded for the user.
+`MemoryBucket` keeps the same promises in memory for fast tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from .errors import PublishError, SettingsError
+from .etags import normalise
+from .headers import META_PREFIX, Headers
+from .manifest import Listed
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config, S3Store
+
+MAX_ATTEMPTS = 5
+CONNECT_TIMEOUT_S = 10
+DELETE_BATCH = 1000
+
+# Headers obstore sends as object attributes; metadata goes as `x-amz-meta-*`.
+OBSTORE_ATTRIBUTES = {
+    "content-type": "Content-Type",
+    "cache-control": "Cache-Control",
+    "content-disposition": "Content-Disposition",
+    "content-encoding": "Content-Encoding",
+    "content-language": "Content-Language",
+    "x-amz-storage-class": "Storage-Class",
+}
+# Applied by the store's own configuration to every write, not per object.
+STORE_HEADERS = frozenset({"x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"})
+
+# What S3 calls each header in boto3's PutObject/CopyObject parameters.
+BOTO_PARAMS = {
+    "content-type": "ContentType",
+    "content-encoding": "ContentEncoding",
+    "cache-control": "CacheControl",
+    "content-disposition": "ContentDisposition",
+    "content-language": "ContentLanguage",
+    "expires": "Expires",
+    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
+    "x-amz-storage-class": "StorageClass",
+    "x-amz-acl": "ACL",
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+}
+
+NO_BUCKET = {"NoSuchBucket"}
+DENIED = {"AccessDenied", "AllAccessDisabled", "Forbidden"}
+BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+WRONG_REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
+CORRUPTED = {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"}
+
+Progress = Callable[[int], None]  # told the bytes of each part or object as it lands
+
+
+class BucketError(PublishError):
+    """A request the store refused or could not answer, worded for the user (what, where, what to do)."""
+
+
+class WriteConflict(Exception):
+    """A conditional write found another version of the object than the one it was conditioned on."""
+
+
+@dataclass(frozen=True)
+class Head:
+    etag: str
+    headers: Headers
+
+
+class Bucket(Protocol):
+    """One bucket, as a publish needs it. Keys are whole keys (the prefix included)."""
+
+    name: str
+
+    def list_objects(self, prefix: str) -> dict[str, Listed]: ...
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when there is none."""
+        ...
+
+    def head(self, key: str) -> Head | None: ...
+
+    def put(
+        self,
+        key: str,
+        body: bytes | Path,
+        headers: Headers,
+        *,
+        if_match: str | None = None,
+        create: bool = False,
+        progress: Progress | None = None,
+    ) -> str:
+        """Write one object (in parts when it is large); its ETag.
+
+        `if_match` or `create` make the write conditional: WriteConflict when
+        the object is not that version, or exists.
+        """
+        ...
+
+    def copy(self, key: str, headers: Headers) -> str:
+        """Give an object new headers in place, by a server-side copy; its new ETag."""
+        ...
+
+    def delete(self, keys: Sequence[str]) -> dict[str, str]:
+        """Delete; the keys the store refused, each with its reason."""
+        ...
+
+    @property
+    def retries(self) -> int: ...
+
+
+# --- What a failure means to the user -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong with one request: an answer (status, S3's code) or none (a network fault)."""
+
+    operation: str
+    key: str | None
+    status: int | None = None
+    code: str = ""
+    message: str = ""
+    network: str = ""  # why no answer came: refused, timed out, TLS, ...
+
+    @property
+    def is_certificate(self) -> bool:
+        return bool(re.search(r"certificate|tls handshake|UnknownIssuer|CertNotValid", self.network, re.I))
+
+
+def explain(failure: Failure, bucket: str, endpoint: str) -> BucketError:
+    """One actionable line for a failed request."""
+    where = f"s3://{bucket}/{failure.key}" if failure.key else f"bucket {bucket}"
+    code, operation = failure.code, failure.operation
+    message = failure.message.rstrip(".")
+    if failure.status is None:
+        if failure.is_certificate:
+            return BucketError(
+                f"the TLS certificate of {endpoint} is not trusted ({_first_line(failure.network)}): "
+                "set AWS_CA_BUNDLE to the CA that signed it, or check S3_PUBLISH_ENDPOINT_URL"
+            )
+        return BucketError(
+            f"cannot reach {endpoint} for {where} ({_first_line(failure.network)}): "
+            "check S3_PUBLISH_ENDPOINT_URL and the network"
+        )
+    if code in NO_BUCKET or (failure.status == 404 and not failure.key):
+        return BucketError(f"bucket {bucket} does not exist: create it or fix S3_PUBLISH_BUCKET")
+    if code in BAD_CREDENTIALS:
+        return BucketError(f"the AWS credentials were rejected for {where} ({code}): check the access key and secret")
+    if code in DENIED or (failure.status == 403 and not code):
+        return BucketError(
+            f"access denied: {operation} on {where}: give these credentials s3:{operation} on the bucket"
+        )
+    if code in WRONG_REGION or failure.status == 301:
+        return BucketError(f"{where} is in another region ({message}): set S3_PUBLISH_REGION to the bucket's region")
+    if code == "AccessControlListNotSupported":
+        return BucketError(
+            f"{bucket} has ACLs disabled, so S3_PUBLISH_ACL cannot be sent: "
+            "remove S3_PUBLISH_ACL and make the site public with a bucket policy"
+        )
+    if code in CORRUPTED:
+        return BucketError(f"{where}: {code}: the bytes were changed on the way and the store refused them")
+    return BucketError(f"S3 refused {operation} on {where}: {code or failure.status} {message}".rstrip())
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no answer"
+
+
+# --- Retries: botocore's standard mode --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Response:
+    """The part of an HTTP answer botocore's retry policy reads."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+
+class Retrier:
+    """botocore's standard retry mode (which failures, how long to wait, a shared quota), counted."""
+
+    def __init__(self, operation_models: Callable[[str], Any] | None = None) -> None:
+        from botocore.exceptions import ConnectionError as BotocoreConnectionError
+        from botocore.retries import quota, standard
+
+        throttling = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+        self._conditions = standard.StandardRetryConditions(max_attempts=MAX_ATTEMPTS)
+        self._backoff = standard.ExponentialBackoff(throttling_detector=throttling)
+        self._quota = standard.RetryQuotaChecker(quota.RetryQuota(), throttling_detector=throttling)
+        self._models = operation_models
+        self._no_answer = BotocoreConnectionError
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def call(self, operation: str, request: Callable[[], Any], failure_of: Callable[[Exception], Failure]) -> Any:
+        """Run `request` until it succeeds or botocore's policy says stop; then raise its Failure."""
+        from botocore.retries.standard import RetryContext
+
+        attempt, request_context = 1, dict[str, Any]()
+        while True:
+            try:
+                answer = request()
+            except WriteConflict:
+                raise
+            except Exception as error:
+                failure = failure_of(error)
+                context = RetryContext(
+                    attempt,
+                    operation_model=self._models(operation) if self._models else None,
+                    parsed_response={"Error": {"Code": failure.code}} if failure.code else None,
+                    http_response=_Response(failure.status, {}) if failure.status else None,
+                    caught_exception=self._no_answer(error=error) if failure.status is None else None,
+                    request_context=request_context,
+                )
+                if not (self._conditions.is_retryable(context) and self._quota.acquire_retry_quota(context)):
+                    raise _Failed(failure) from None
+                with self._lock:
+                    self.count += 1
+                time.sleep(self._backoff.delay_amount(context))
+                attempt += 1
+                continue
+            # botocore hands this its request context, as here; its stubs name another type.
+            self._quota.release_retry_quota(request_context, _Response(200, {}))  # type: ignore[arg-type]
+            return answer
+
+
+class _Failed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.operation)
+        self.failure = failure
+
+
+# --- The real bucket ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where botocore sends one bucket's requests, and how they are signed."""
+
+    endpoint: str  # scheme://host[:port][/path], the bucket in the host for virtual-hosted style
+    virtual_hosted: bool
+    region: str
+    service: str  # "s3", or "s3express" for a directory bucket
+
+
+class _Prepared(Exception):
+    def __init__(self, request: Any, signing: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.request = request
+        self.signing = signing
+
+
+def _stop_before_signing(request: Any, signing_name: str, region_name: str, **_: Any) -> None:
+    signing = {"signing_name": signing_name, "region": region_name, **request.context.get("signing", {})}
+    raise _Prepared(request, signing)
+
+
+def resolve_address(client: Any, bucket: str) -> Address:
+    """Let botocore prepare one PutObject and stop it before signing: no credentials, no network."""
+    events = client.meta.events
+    events.register_first("before-sign.s3.PutObject", _stop_before_signing, unique_id="s3-publish-address")
+    try:
+        client.put_object(Bucket=bucket, Key="k", Body=b"")
+        raise RuntimeError("botocore sent a request it was asked only to prepare")
+    except _Prepared as prepared:
+        url, signing = urlsplit(prepared.request.url), prepared.signing
+    finally:
+        events.unregister("before-sign.s3.PutObject", unique_id="s3-publish-address")
+    path = url.path[: -len("/k")]
+    virtual_hosted = not path.endswith("/" + bucket)
+    base = path if virtual_hosted else path[: -len("/" + bucket)]
+    return Address(
+        f"{url.scheme}://{url.netloc}{base}",
+        virtual_hosted,
+        str(signing.get("region") or client.meta.region_name),
+        str(signing.get("signing_name") or "s3"),
+    )
+
+
+def _boto3_session(settings: Settings) -> Any:
+    import boto3
+    import botocore.exceptions
+
+    for name in ("botocore", "boto3", "urllib3", "s3transfer"):  # their debug logs print request headers
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return boto3.session.Session(profile_name=settings.profile)
+    except botocore.exceptions.ProfileNotFound:
+        raise SettingsError(
+            f"S3_PUBLISH_PROFILE names the AWS profile {settings.profile!r}, which is not "
+            "in ~/.aws/config or ~/.aws/credentials: add it or fix the setting"
+        ) from None
+
+
+def _client(session: Any, settings: Settings) -> Any:
+    from botocore.config import Config
+
+    from . import __version__
+
+    region = settings.region or session.region_name or ("us-east-1" if settings.endpoint_url else None)
+    config = Config(
+        max_pool_connections=settings.workers + 2,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        read_timeout=settings.timeout,
+        s3={"addressing_style": "path"} if settings.endpoint_url else None,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        user_agent_extra=f"pelican-s3-publish/{__version__}",
+    )
+    return session.client("s3", region_name=region, endpoint_url=settings.endpoint_url, config=config)
+
+
+def _pem(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).expanduser().read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"cannot read the CA bundle {path}: {error}: fix AWS_CA_BUNDLE or ca_bundle") from None
+
+
+def _proxy_options(client: Any, endpoint: str, ca_bundle: str | None) -> ClientConfig:
+    """The proxy botocore would use for this endpoint (HTTP(S)_PROXY and NO_PROXY, ports included).
+
+    obstore's HTTP client reads the proxy variables too, with its own rules;
+    naming the proxy here, or excluding the host when botocore would not use
+    one, makes botocore's reading the one that counts.
+    """
+    from botocore.httpsession import ProxyConfiguration
+    from botocore.utils import get_environ_proxies
+
+    config = client.meta.config
+    every_proxy = config.proxies or get_environ_proxies("")
+    chosen = ProxyConfiguration(config.proxies or get_environ_proxies(endpoint)).proxy_url_for(endpoint)
+    host = urlsplit(endpoint).hostname or ""
+    if chosen:
+        options: ClientConfig = {"proxy_url": chosen}
+        proxy_ca = (config.proxies_config or {}).get("proxy_ca_bundle") or ca_bundle
+        if chosen.startswith("https:") and (pem := _pem(proxy_ca)):
+            options["proxy_ca_certificate"] = pem
+        return options
+    fallback = ProxyConfiguration(every_proxy).proxy_url_for(endpoint)
+    return {"proxy_url": fallback, "proxy_excludes": host} if fallback else {}
+
+
+def _store(settings: Settings, session: Any, client: Any, where: Address) -> S3Store:
+    from obstore.auth.boto3 import Boto3CredentialProvider
+    from obstore.store import S3Store
+
+    ca_bundle = session._session.get_config_variable("ca_bundle")
+    connect_timeout = min(CONNECT_TIMEOUT_S, settings.timeout, client.meta.config.connect_timeout or CONNECT_TIMEOUT_S)
+    client_options: ClientConfig = {
+        "allow_http": where.endpoint.startswith("http:"),
+        "connect_timeout": timedelta(seconds=connect_timeout),
+        "read_timeout": timedelta(seconds=settings.timeout),
+        "timeout": timedelta(hours=24),  # a stalled answer is caught by the read timeout; big files take long
+        "pool_max_idle_per_host": str(settings.workers + 2),
+        "user_agent": f"pelican-s3-publish/{_version()}",
+        **_proxy_options(client, where.endpoint, ca_bundle),
+    }
+    if pem := _pem(ca_bundle):
+        client_options["root_certificate"] = pem
+    config: S3Config = {
+        "endpoint": where.endpoint,
+        "region": where.region,
+        "virtual_hosted_style_request": where.virtual_hosted,
+        "s3_express": where.service == "s3express",
+        "skip_signature": False,
+        "conditional_put": "etag",
+    }
+    if settings.sse:
+        config["server_side_encryption"] = settings.sse
+    if settings.sse_kms_key_id:
+        config["sse_kms_key_id"] = settings.sse_kms_key_id
+    return S3Store(
+        settings.bucket,
+        config=config,
+        client_options=client_options,
+        retry_config={"max_retries": 0},
+        credential_provider=Boto3CredentialProvider(session),
+    )
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _no_credentials() -> BucketError:
+    return BucketError(
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or S3_PUBLISH_PROFILE"
+    )
+
+
+class S3Bucket:
+    """A real bucket. Made once per publish: the resolution happens here, the requests later."""
+
+    def __init__(self, settings: Settings) -> None:
+        import botocore.exceptions
+
+        self.name = settings.bucket
+        self._settings = settings
+        session = _boto3_session(settings)
+        try:
+            self._client = _client(session, settings)
+            self.address = resolve_address(self._client, settings.bucket)
+            if session.get_credentials() is None:
+                raise _no_credentials()
+        except botocore.exceptions.NoRegionError:
+            raise SettingsError(
+                "no AWS region is set: set S3_PUBLISH_REGION, AWS_REGION, or region in ~/.aws/config"
+            ) from None
+        except (botocore.exceptions.BotoCoreError, ValueError) as error:
+            raise SettingsError(f"cannot address bucket {settings.bucket}: {error}") from None
+        self._store = _store(settings, session, self._client, self.address)
+        self._retrier = Retrier(self._client.meta.service_model.operation_model)
+        self._endpoint = urlsplit(self.address.endpoint)._replace(path="").geturl()
+
+    def __repr__(self) -> str:
+        return f"S3Bucket({self.name!r} at {self._endpoint})"
+
+    @property
+    def retries(self) -> int:
+        return self._retrier.count
+
+    def _call(self, operation: str, key: str | None, request: Callable[[], Any]) -> Any:
+        try:
+            return self._retrier.call(operation, request, lambda error: self._failure(error, operation, key))
+        except _Failed as failed:
+            raise explain(failed.failure, self.name, self._endpoint) from None
+
+    def _failure(self, error: Exception, operation: str, key: str | None) -> Failure:
+        """What an obstore or boto3 failure says: the status and S3's code, or why no answer came."""
+        import botocore.exceptions
+
+        if isinstance(error, botocore.exceptions.ClientError):
+            answer = error.response
+            status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            detail = answer.get("Error", {})
+            return Failure(operation, key, status, str(detail.get("Code", "")), str(detail.get("Message", "")))
+        if isinstance(error, botocore.exceptions.NoCredentialsError):
+            raise _no_credentials() from None
+        if isinstance(error, botocore.exceptions.BotoCoreError):
+            return Failure(operation, key, network=str(error))
+        return _obstore_failure(error, operation, key)
+
+    def list_objects(self, prefix: str) -> dict[str, Listed]:
+        import obstore
+
+        def listing() -> dict[str, Listed]:
+            listed: dict[str, Listed] = {}
+            for batch in obstore.list(self._store, prefix=prefix or None, chunk_size=1000):
+                for item in batch:
+                    listed[item["path"]] = Listed(item["size"], normalise(item["e_tag"] or ""))
+            return listed
+
+        return dict(self._call("ListObjectsV2", None, listing))
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        import obstore
+
+        def read() -> tuple[bytes, str] | None:
+            try:
+                answer = obstore.get(self._store, key)
+            except FileNotFoundError:
+                return None
+            return bytes(answer.bytes()), normalise(answer.meta["e_tag"] or "")
+
+        found: tuple[bytes, str] | None = self._call("GetObject", key, read)
+        return found
+
+    def head(self, key: str) -> Head | None:
+        def read() -> Head | None:
+            try:
+                answer = self._client.head_object(Bucket=self.name, Key=key)
+            except self._client.exceptions.ClientError as error:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                    return None
+                raise
+            return Head(normalise(answer["ETag"]), from_head(answer))
+
+        found: Head | None = self._call("HeadObject", key, read)
+        return found
+
+    def put(
+        self,
+        key: str,
+        body: bytes | Path,
+        headers: Headers,
+        *,
+        if_match: str | None = None,
+        create: bool = False,
+        progress: Progress | None = None,
+    ) -> str:
+        if not _obstore_can_send(headers):
+            etag = self._call("PutObject", key, lambda: self._put_with_boto3(key, body, headers))
+        else:
+            etag = self._call("PutObject", key, lambda: self._put_with_obstore(key, body, headers, if_match, create))
+        if progress is not None:
+            progress(len(body) if isinstance(body, bytes) else body.stat().st_size)
+        return str(etag)
+
+    def _put_with_obstore(
+        self, key: str, body: bytes | Path, headers: Headers, if_match: str | None, create: bool
+    ) -> str:
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        mode: Any = "create" if create else {"e_tag": f'"{if_match}"'} if if_match else "overwrite"
+        try:
+            answer = obstore.put(
+                self._store,
+                key,
+                body,
+                attributes=_attributes(headers),
+                mode=mode,
+                chunk_size=self._settings.part_size,
+                max_concurrency=min(self._settings.workers, 8),
+            )
+        except (AlreadyExistsError, PreconditionError):
+            raise WriteConflict(key) from None
+        return normalise(answer["e_tag"] or "")
+
+    def _put_with_boto3(self, key: str, body: bytes | Path, headers: Headers) -> str:
+        """Canned ACLs, Expires and website redirects, which obstore cannot send; large files in parts."""
+        if isinstance(body, Path) and body.stat().st_size > self._settings.part_size:
+            from boto3.s3.transfer import TransferConfig
+
+            transfer = TransferConfig(
+                multipart_threshold=self._settings.part_size,
+                multipart_chunksize=self._settings.part_size,
+                max_concurrency=min(self._settings.workers, 8),
+            )
+            self._client.upload_file(str(body), self.name, key, ExtraArgs=to_boto(headers), Config=transfer)
+            return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
+        data = body if isinstance(body, bytes) else body.read_bytes()
+        return normalise(self._client.put_object(Bucket=self.name, Key=key, Body=data, **to_boto(headers))["ETag"])
+
+    def copy(self, key: str, headers: Headers) -> str:
+        def copy_in_place() -> str:
+            answer = self._client.copy_object(
+                Bucket=self.name,
+                Key=key,
+                CopySource={"Bucket": self.name, "Key": key},
+                MetadataDirective="REPLACE",
+                **to_boto(headers),
+            )
+            return normalise(answer["CopyObjectResult"]["ETag"])
+
+        return str(self._call("CopyObject", key, copy_in_place))
+
+    def delete(self, keys: Sequence[str]) -> dict[str, str]:
+        refused: dict[str, str] = {}
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = list(keys[start : start + DELETE_BATCH])
+            refused |= self._call("DeleteObjects", batch[0], functools.partial(self._delete_batch, batch))
+        return refused
+
+    def _delete_batch(self, keys: list[str]) -> dict[str, str]:
+        """boto3: its answer names each key S3 refused, and the keys it names are all that stay."""
+        answer = self._client.delete_objects(
+            Bucket=self.name, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        )
+        return {
+            error["Key"]: f"{error.get('Code', '')} {error.get('Message', '')}".strip()
+            for error in answer.get("Errors", [])
+        }
+
+
+def _obstore_can_send(headers: Headers) -> bool:
+    return all(
+        name in OBSTORE_ATTRIBUTES or name in STORE_HEADERS or name.startswith(META_PREFIX) for name, _ in headers
+    )
+
+
+def _attributes(headers: Headers) -> dict[str, str]:
+    attributes = {}
+    for name, value in headers:
+        if name in OBSTORE_ATTRIBUTES:
+            attributes[OBSTORE_ATTRIBUTES[name]] = value
+        elif name.startswith(META_PREFIX):
+            attributes[name[len(META_PREFIX) :]] = value
+    return attributes
+
+
+_STATUS = re.compile(r"status code: (\d{3})")
+_XML_FIELD = re.compile(r"<(Code|Message)>(.*?)</\1>", re.S)
+
+
+def _obstore_failure(error: Exception, operation: str, key: str | None) -> Failure:
+    """obstore says what happened in its message: the status and S3's XML answer, or the network fault."""
+    text = str(error)
+    status = _STATUS.search(text)
+    if status is None:
+        return Failure(operation, key, network=_network_cause(text))
+    fields = {name: html.unescape(value) for name, value in _XML_FIELD.findall(text)}
+    return Failure(operation, key, int(status[1]), fields.get("Code", ""), fields.get("Message", ""))
+
+
+def _network_cause(text: str) -> str:
+    """The innermost cause obstore reports (its debug chain ends with it), e.g. a certificate error."""
+    causes = re.findall(r'(?:message|source): "?([^"\n]+)', text) or re.findall(r"- (.+)", text)
+    for cause in reversed(causes):
+        if re.search(r"certificate|refused|timed out|reset|dns|resolve|closed|tls", cause, re.I):
+            return str(cause).strip().rstrip(",")
+    return _first_line(text.split(" - ", 1)[-1])
+
+
+def to_boto(headers: Headers) -> dict[str, Any]:
+    """PutObject/CopyObject parameters for these headers."""
+    params: dict[str, Any] = {}
+    metadata = {}
+    for name, value in headers:
+        if name.startswith(META_PREFIX):
+            metadata[name[len(META_PREFIX) :]] = value
+        else:
+            params[BOTO_PARAMS[name]] = value
+    if metadata:
+        params["Metadata"] = metadata
+    return params
+
+
+def from_head(response: Mapping[str, Any]) -> Headers:
+    """The headers a HeadObject answer shows (an ACL is never shown)."""
+    found = {
+        name: response[param]
+        for name, param in BOTO_PARAMS.items()
+        if param != "Expires" and isinstance(response.get(param), str)
+    }
+    if response.get("ExpiresString"):
+        found["expires"] = response["ExpiresString"]
+    if found.get("x-amz-storage-class") == "STANDARD":
+        del found["x-amz-storage-class"]
+    for key, value in (response.get("Metadata") or {}).items():
+        found[META_PREFIX + key.lower()] = value
+    return tuple(sorted(found.items()))
+
+
+# --- In memory, for tests ---------------------------------------------------------------
+
+
+@dataclass
+class _Stored:
+    body: bytes
+    etag: str
+    headers: Headers
+
+
+class MemoryBucket:
+    """The interface's promises without a server: conditional writes, ETags as MD5s, refusals on cue."""
+
+    def __init__(self, name: str = "memory", refuse_deletes: Iterable[str] = ()) -> None:
+        self.name = name
+        self.objects: dict[str, _Stored] = {}
+        self.writes: list[tuple[str, str]] = []  # (operation, key), in order
+        self._refuse_deletes = set(refuse_deletes)
+        self._lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        return 0
+
+    def list_objects(self, prefix: str) -> dict[str, Listed]:
+        with self._lock:
+            return {k: Listed(len(v.body), v.etag) for k, v in sorted(self.objects.items()) if k.startswith(prefix)}
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            stored = self.objects.get(key)
+        return (stored.body, stored.etag) if stored else None
+
+    def head(self, key: str) -> Head | None:
+        with self._lock:
+            stored = self.objects.get(key)
+        return Head(stored.etag, stored.headers) if stored else None
+
+    def put(
+        self,
+        key: str,
+        body: bytes | Path,
+        headers: Headers,
+        *,
+        if_match: str | None = None,
+        create: bool = False,
+        progress: Progress | None = None,
+    ) -> str:
+        import hashlib
+
+        data = body if isinstance(body, bytes) else body.read_bytes()
+        with self._lock:
+            current = self.objects.get(key)
+            if (create and current) or (if_match and (current is None or current.etag != if_match)):
+                raise WriteConflict(key)
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            self.objects[key] = _Stored(data, etag, headers)
+            self.writes.append(("put", key))
+        if progress is not None:
+            progress(len(data))
+        return etag
+
+    def copy(self, key: str, headers: Headers) -> str:
+        with self._lock:
+            stored = self.objects[key]
+            self.objects[key] = _Stored(stored.body, stored.etag, headers)
+            self.writes.append(("copy", key))
+            return stored.etag
+
+    def delete(self, keys: Sequence[str]) -> dict[str, str]:
+        refused = {}
+        with self._lock:
+            for key in keys:
+                if key in self._refuse_deletes:
+                    refused[key] = "AccessDenied"
+                    continue
+                self.objects.pop(key, None)
+                self.writes.append(("delete", key))
+        return refused
