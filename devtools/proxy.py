@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -36,8 +37,10 @@ XML_ETAG = re.compile(rb"(<ETag>(?:&quot;|&#34;|\")?)([0-9a-fA-F-]+)")
 # the answer's body and drop the connection), "corrupt" (flip the first byte
 # of the request body on its way, as a faulty middlebox or disk would),
 # "refuse-first-delete" (forward a DeleteObjects, then answer that its first
-# key was refused with AccessDenied, as S3 does per key under a bucket policy).
-Fault = int | tuple[int, str] | Literal["reset", "stall", "cut", "corrupt", "refuse-first-delete"]
+# key was refused with AccessDenied, as S3 does per key under a bucket policy),
+# "lost-answer" (forward, so the server does the work, then drop the connection
+# before the client hears the answer).
+Fault = int | tuple[int, str] | Literal["reset", "stall", "cut", "corrupt", "refuse-first-delete", "lost-answer"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Proxy:
     # AWS does under SSE-KMS. (An ETag the client sends back in If-Match must
     # stay real: the header is signed, so it cannot be translated back.)
     opaque_etags: Callable[[str], bool] | None = None
+    # Speak TLS to clients with this context (a TLS front for a plain server, or an HTTPS proxy).
+    tls: ssl.SSLContext | None = None
     requests: list[Request] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -69,10 +74,12 @@ class Proxy:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Proxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -148,6 +155,8 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             if fault == "reset":
                 self._reset()
                 status = 0
+            elif fault == "lost-answer":
+                status = self._forward(body, lose_answer=True)
             elif isinstance(fault, (int, tuple)):
                 status = self._answer_fault(*(fault if isinstance(fault, tuple) else (fault, "InjectedFault")))
             else:
@@ -176,7 +185,9 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
             return status
 
-        def _forward(self, body: bytes, cut: bool = False, refuse_first: bool = False) -> int:
+        def _forward(
+            self, body: bytes, cut: bool = False, refuse_first: bool = False, lose_answer: bool = False
+        ) -> int:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             connection = self._upstream()
             try:
@@ -187,6 +198,9 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.upstream_conn = None
                 raise
             payload = response.read()
+            if lose_answer:
+                self._reset()
+                return response.status
             if refuse_first and response.status == 200 and (first := re.search(rb"<Key>(.*?)</Key>", body)):
                 payload = DELETE_REFUSED % first[1]
             key, _ = _split(self.path)

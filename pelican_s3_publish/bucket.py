@@ -120,11 +120,12 @@ class Bucket(Protocol):
         if_match: str | None = None,
         create: bool = False,
         progress: Progress | None = None,
+        retry: bool = True,
     ) -> str:
         """Write one object (in parts when it is large); its ETag.
 
         `if_match` or `create` make the write conditional: WriteConflict when
-        the object is not that version, or exists.
+        the object is not that version, or exists. `retry=False` tries once.
         """
         ...
 
@@ -156,7 +157,7 @@ class Failure:
 
     @property
     def is_certificate(self) -> bool:
-        return bool(re.search(r"certificate|tls handshake|UnknownIssuer|CertNotValid", self.network, re.I))
+        return bool(re.search(r"certificate|SSL|TLS", self.network))
 
 
 def explain(failure: Failure, bucket: str, endpoint: str) -> BucketError:
@@ -225,7 +226,9 @@ class Retrier:
         self._lock = threading.Lock()
         self.count = 0
 
-    def call(self, operation: str, request: Callable[[], Any], failure_of: Callable[[Exception], Failure]) -> Any:
+    def call(
+        self, operation: str, request: Callable[[], Any], failure_of: Callable[[Exception], Failure], retry: bool = True
+    ) -> Any:
         """Run `request` until it succeeds or botocore's policy says stop; then raise its Failure."""
         from botocore.retries.standard import RetryContext
 
@@ -245,16 +248,19 @@ class Retrier:
                     caught_exception=self._no_answer(error=error) if failure.status is None else None,
                     request_context=request_context,
                 )
-                if not (self._conditions.is_retryable(context) and self._quota.acquire_retry_quota(context)):
+                if not (retry and self._conditions.is_retryable(context) and self._quota.acquire_retry_quota(context)):
                     raise _Failed(failure) from None
-                with self._lock:
-                    self.count += 1
+                self.add(1)
                 time.sleep(self._backoff.delay_amount(context))
                 attempt += 1
                 continue
             # botocore hands this its request context, as here; its stubs name another type.
             self._quota.release_retry_quota(request_context, _Response(200, {}))  # type: ignore[arg-type]
             return answer
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.count += count
 
 
 class _Failed(Exception):
@@ -325,22 +331,36 @@ def _boto3_session(settings: Settings) -> Any:
         ) from None
 
 
-def _client(session: Any, settings: Settings) -> Any:
+def _region(session: Any, settings: Settings) -> str | None:
+    return settings.region or session.region_name or ("us-east-1" if settings.endpoint_url else None)
+
+
+def _client(session: Any, settings: Settings, connect_timeout: float) -> Any:
     from botocore.config import Config
 
-    from . import __version__
-
-    region = settings.region or session.region_name or ("us-east-1" if settings.endpoint_url else None)
     config = Config(
         max_pool_connections=settings.workers + 2,
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=connect_timeout,
         read_timeout=settings.timeout,
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        user_agent_extra=f"pelican-s3-publish/{__version__}",
+        user_agent_extra=f"pelican-s3-publish/{_version()}",
     )
-    return session.client("s3", region_name=region, endpoint_url=settings.endpoint_url, config=config)
+    return session.client(
+        "s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url, config=config
+    )
+
+
+def _connect_timeout(session: Any, settings: Settings) -> float:
+    """botocore's connect timeout for this setup (AWS_DEFAULTS_MODE's included), at most CONNECT_TIMEOUT_S.
+
+    A client made with any Config takes Config's 60 s instead of what the
+    defaults mode says, so a client made without one is asked (6 ms).
+    """
+    plain = session.client("s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url)
+    return float(min(CONNECT_TIMEOUT_S, settings.timeout, plain.meta.config.connect_timeout))
 
 
 def _pem(path: str | None) -> str | None:
@@ -355,25 +375,29 @@ def _pem(path: str | None) -> str | None:
 def _proxy_options(client: Any, endpoint: str, ca_bundle: str | None) -> ClientConfig:
     """The proxy botocore would use for this endpoint (HTTP(S)_PROXY and NO_PROXY, ports included).
 
-    obstore's HTTP client reads the proxy variables too, with its own rules;
-    naming the proxy here, or excluding the host when botocore would not use
-    one, makes botocore's reading the one that counts.
+    obstore's HTTP client reads the proxy variables too, with rules of its
+    own; naming the proxy here, or excluding the endpoint's host when botocore
+    would go direct, makes botocore's reading the one that counts. Credentials
+    in the proxy's URL go only where botocore would send them (a user and a
+    password, not a user alone).
     """
     from botocore.httpsession import ProxyConfiguration
     from botocore.utils import get_environ_proxies
 
     config = client.meta.config
-    every_proxy = config.proxies or get_environ_proxies("")
-    chosen = ProxyConfiguration(config.proxies or get_environ_proxies(endpoint)).proxy_url_for(endpoint)
-    host = urlsplit(endpoint).hostname or ""
-    if chosen:
-        options: ClientConfig = {"proxy_url": chosen}
-        proxy_ca = (config.proxies_config or {}).get("proxy_ca_bundle") or ca_bundle
-        if chosen.startswith("https:") and (pem := _pem(proxy_ca)):
-            options["proxy_ca_certificate"] = pem
-        return options
-    fallback = ProxyConfiguration(every_proxy).proxy_url_for(endpoint)
-    return {"proxy_url": fallback, "proxy_excludes": host} if fallback else {}
+    proxies = ProxyConfiguration(config.proxies or get_environ_proxies(endpoint))
+    chosen = proxies.proxy_url_for(endpoint)
+    if not chosen:
+        anyway = ProxyConfiguration(config.proxies or get_environ_proxies("")).proxy_url_for(endpoint)
+        return {"proxy_url": anyway, "proxy_excludes": urlsplit(endpoint).hostname or ""} if anyway else {}
+    url = urlsplit(chosen)
+    if url.username and not proxies.proxy_headers_for(chosen):
+        chosen = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
+    options: ClientConfig = {"proxy_url": chosen}
+    proxy_ca = (config.proxies_config or {}).get("proxy_ca_bundle") or ca_bundle
+    if url.scheme == "https" and (pem := _pem(proxy_ca)):
+        options["proxy_ca_certificate"] = pem
+    return options
 
 
 def _store(settings: Settings, session: Any, client: Any, where: Address) -> S3Store:
@@ -381,10 +405,9 @@ def _store(settings: Settings, session: Any, client: Any, where: Address) -> S3S
     from obstore.store import S3Store
 
     ca_bundle = session._session.get_config_variable("ca_bundle")
-    connect_timeout = min(CONNECT_TIMEOUT_S, settings.timeout, client.meta.config.connect_timeout or CONNECT_TIMEOUT_S)
     client_options: ClientConfig = {
         "allow_http": where.endpoint.startswith("http:"),
-        "connect_timeout": timedelta(seconds=connect_timeout),
+        "connect_timeout": timedelta(seconds=client.meta.config.connect_timeout),
         "read_timeout": timedelta(seconds=settings.timeout),
         "timeout": timedelta(hours=24),  # a stalled answer is caught by the read timeout; big files take long
         "pool_max_idle_per_host": str(settings.workers + 2),
@@ -436,7 +459,8 @@ class S3Bucket:
         self._settings = settings
         session = _boto3_session(settings)
         try:
-            self._client = _client(session, settings)
+            self.connect_timeout_s = _connect_timeout(session, settings)
+            self._client = _client(session, settings, self.connect_timeout_s)
             self.address = resolve_address(self._client, settings.bucket)
             if session.get_credentials() is None:
                 raise _no_credentials()
@@ -448,6 +472,7 @@ class S3Bucket:
             raise SettingsError(f"cannot address bucket {settings.bucket}: {error}") from None
         self._store = _store(settings, session, self._client, self.address)
         self._retrier = Retrier(self._client.meta.service_model.operation_model)
+        self._client.meta.events.register("after-call.s3", self._count_retries)
         self._endpoint = urlsplit(self.address.endpoint)._replace(path="").geturl()
 
     def __repr__(self) -> str:
@@ -457,16 +482,26 @@ class S3Bucket:
     def retries(self) -> int:
         return self._retrier.count
 
-    def _call(self, operation: str, key: str | None, request: Callable[[], Any]) -> Any:
+    def _boto3_call(self, operation: str, key: str | None, request: Callable[[], Any]) -> Any:
+        """boto3's requests are retried by botocore itself (standard mode), and counted by `_count_retries`."""
+        return self._call(operation, key, request, retry=False)
+
+    def _count_retries(self, parsed: Mapping[str, Any], **_: Any) -> None:
+        self._retrier.add(int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)))
+
+    def _call(self, operation: str, key: str | None, request: Callable[[], Any], retry: bool = True) -> Any:
         try:
-            return self._retrier.call(operation, request, lambda error: self._failure(error, operation, key))
+            return self._retrier.call(operation, request, lambda error: self._failure(error, operation, key), retry)
         except _Failed as failed:
             raise explain(failed.failure, self.name, self._endpoint) from None
 
     def _failure(self, error: Exception, operation: str, key: str | None) -> Failure:
         """What an obstore or boto3 failure says: the status and S3's code, or why no answer came."""
+        import boto3.exceptions
         import botocore.exceptions
 
+        if isinstance(error, boto3.exceptions.S3UploadFailedError) and isinstance(error.__context__, Exception):
+            error = error.__context__  # the part's own refusal, which boto3 wraps in words
         if isinstance(error, botocore.exceptions.ClientError):
             answer = error.response
             status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -513,7 +548,7 @@ class S3Bucket:
                 raise
             return Head(normalise(answer["ETag"]), from_head(answer))
 
-        found: Head | None = self._call("HeadObject", key, read)
+        found: Head | None = self._boto3_call("HeadObject", key, read)
         return found
 
     def put(
@@ -525,13 +560,19 @@ class S3Bucket:
         if_match: str | None = None,
         create: bool = False,
         progress: Progress | None = None,
+        retry: bool = True,
     ) -> str:
-        if not _obstore_can_send(headers):
-            etag = self._call("PutObject", key, lambda: self._put_with_boto3(key, body, headers))
+        size = len(body) if isinstance(body, bytes) else body.stat().st_size
+        if isinstance(body, Path) and size > self._settings.part_size and not (if_match or create):
+            return str(self._boto3_call("PutObject", key, lambda: self._upload_in_parts(key, body, headers, progress)))
+        if _obstore_can_send(headers):
+            put = functools.partial(self._put_with_obstore, key, body, headers, if_match, create)
+            etag = self._call("PutObject", key, put, retry)
         else:
-            etag = self._call("PutObject", key, lambda: self._put_with_obstore(key, body, headers, if_match, create))
+            data = body if isinstance(body, bytes) else body.read_bytes()
+            etag = self._boto3_call("PutObject", key, lambda: self._put_with_boto3(key, data, headers))
         if progress is not None:
-            progress(len(body) if isinstance(body, bytes) else body.stat().st_size)
+            progress(size)
         return str(etag)
 
     def _put_with_obstore(
@@ -543,32 +584,29 @@ class S3Bucket:
         mode: Any = "create" if create else {"e_tag": f'"{if_match}"'} if if_match else "overwrite"
         try:
             answer = obstore.put(
-                self._store,
-                key,
-                body,
-                attributes=_attributes(headers),
-                mode=mode,
-                chunk_size=self._settings.part_size,
-                max_concurrency=min(self._settings.workers, 8),
+                self._store, key, body, attributes=_attributes(headers), mode=mode, use_multipart=False
             )
         except (AlreadyExistsError, PreconditionError):
             raise WriteConflict(key) from None
         return normalise(answer["e_tag"] or "")
 
-    def _put_with_boto3(self, key: str, body: bytes | Path, headers: Headers) -> str:
-        """Canned ACLs, Expires and website redirects, which obstore cannot send; large files in parts."""
-        if isinstance(body, Path) and body.stat().st_size > self._settings.part_size:
-            from boto3.s3.transfer import TransferConfig
-
-            transfer = TransferConfig(
-                multipart_threshold=self._settings.part_size,
-                multipart_chunksize=self._settings.part_size,
-                max_concurrency=min(self._settings.workers, 8),
-            )
-            self._client.upload_file(str(body), self.name, key, ExtraArgs=to_boto(headers), Config=transfer)
-            return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
-        data = body if isinstance(body, bytes) else body.read_bytes()
+    def _put_with_boto3(self, key: str, data: bytes, headers: Headers) -> str:
+        """Canned ACLs, Expires and website redirects, which obstore cannot send."""
         return normalise(self._client.put_object(Bucket=self.name, Key=key, Body=data, **to_boto(headers))["ETag"])
+
+    def _upload_in_parts(self, key: str, path: Path, headers: Headers, progress: Progress | None) -> str:
+        """s3transfer: parts go up at once, and an abort that fails never hides why the upload failed."""
+        from boto3.s3.transfer import TransferConfig
+
+        transfer = TransferConfig(
+            multipart_threshold=self._settings.part_size,
+            multipart_chunksize=self._settings.part_size,
+            max_concurrency=min(self._settings.workers, 8),
+        )
+        self._client.upload_file(
+            str(path), self.name, key, ExtraArgs=to_boto(headers), Config=transfer, Callback=progress
+        )
+        return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
 
     def copy(self, key: str, headers: Headers) -> str:
         def copy_in_place() -> str:
@@ -581,13 +619,13 @@ class S3Bucket:
             )
             return normalise(answer["CopyObjectResult"]["ETag"])
 
-        return str(self._call("CopyObject", key, copy_in_place))
+        return str(self._boto3_call("CopyObject", key, copy_in_place))
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
         refused: dict[str, str] = {}
         for start in range(0, len(keys), DELETE_BATCH):
             batch = list(keys[start : start + DELETE_BATCH])
-            refused |= self._call("DeleteObjects", batch[0], functools.partial(self._delete_batch, batch))
+            refused |= self._boto3_call("DeleteObjects", batch[0], functools.partial(self._delete_batch, batch))
         return refused
 
     def _delete_batch(self, keys: list[str]) -> dict[str, str]:
@@ -632,11 +670,13 @@ def _obstore_failure(error: Exception, operation: str, key: str | None) -> Failu
 
 
 def _network_cause(text: str) -> str:
-    """The innermost cause obstore reports (its debug chain ends with it), e.g. a certificate error."""
-    causes = re.findall(r'(?:message|source): "?([^"\n]+)', text) or re.findall(r"- (.+)", text)
-    for cause in reversed(causes):
-        if re.search(r"certificate|refused|timed out|reset|dns|resolve|closed|tls", cause, re.I):
-            return str(cause).strip().rstrip(",")
+    """Why no answer came, from the cause chain obstore's message ends with (Rust's debug form)."""
+    if certificate := re.search(r"InvalidCertificate\(\s*(\w+)", text):
+        return f"invalid certificate: {certificate[1]}"
+    if reason := re.search(r'message: "([^"]+)"', text):
+        return reason[1]
+    if re.search(r"timed? ?out|Timeout", text, re.I):
+        return "timed out"
     return _first_line(text.split(" - ", 1)[-1])
 
 
@@ -717,6 +757,7 @@ class MemoryBucket:
         if_match: str | None = None,
         create: bool = False,
         progress: Progress | None = None,
+        retry: bool = True,
     ) -> str:
         import hashlib
 

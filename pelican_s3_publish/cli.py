@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -13,11 +14,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import log
 from .errors import PublishError, SettingsError
 from .settings import from_pelican
+
+if TYPE_CHECKING:
+    from .progress import ProgressBar
 
 DEFAULT_SETTINGS = ("publishconf.py", "pelicanconf.py")
 
@@ -103,6 +107,17 @@ def read_settings(path: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return PELICAN_DEFAULTS | settings
 
 
+def _progress_bar(quiet: bool) -> contextlib.AbstractContextManager[ProgressBar | None]:
+    """On standard error, when it is a terminal: standard output stays clean for --json."""
+    if quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    from .progress import ProgressBar
+
+    return ProgressBar(Console(stderr=True))
+
+
 def _run(args: argparse.Namespace) -> int:
     path = _settings_path(args.settings)
     overrides = _overrides(args.extra_settings)
@@ -114,7 +129,9 @@ def _run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, dry_run=True)
     from .publish import publish, start_read
 
-    report = publish(settings, pelican_settings["OUTPUT_PATH"], start_read(settings))
+    remote = start_read(settings)  # before the console's import, which it overlaps
+    with _progress_bar(args.quiet) as bar:
+        report = publish(settings, pelican_settings["OUTPUT_PATH"], remote, bar)
     if args.dry_run and not args.json:
         for line in report.plan:
             print(line)

@@ -2,11 +2,13 @@
 begins (`initialized`), publish when it is `finalized`.
 
 Nested builds (i18n_subsites runs each sub-site as a Pelican build inside
-its parent's) are told from the signals themselves: every Pelican object is
-pushed when it is initialized and popped when it is finalized, and a build
-finalized while another is still open is nested; the outermost publishes,
-since its output holds the sub-sites. Weak references, so a build that
-failed and was dropped never counts as open.
+its parent's) are told from the signals themselves: a build is pushed when
+it starts running (`get_generators`, sent at the start of `Pelican.run`) and
+popped when it is `finalized`, and a build that starts or ends while another
+is running is nested; the outermost publishes, since its output holds the
+sub-sites. Weak references, so a build that failed and was dropped never
+counts as running; a Pelican object made but never run (as `pelican -r`
+leaves one) is never pushed.
 
 Kept light: boto3 is imported only when publishing is asked for, so a build
 with publishing off pays nothing for the plugin.
@@ -14,6 +16,8 @@ with publishing off pays nothing for the plugin.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import weakref
@@ -25,10 +29,11 @@ from .errors import PublishError
 from .settings import Settings, from_pelican, is_requested
 
 if TYPE_CHECKING:
+    from .progress import ProgressBar
     from .remote import BucketRead
 
 _autoreload_skip_said = False
-_open_builds: list[weakref.ref[Any]] = []
+_running: list[weakref.ref[Any]] = []  # builds between the start of `run` and `finalized`
 # Bucket reads started when a build began, by its Pelican object.
 _early_reads: weakref.WeakKeyDictionary[Any, tuple[Settings, BucketRead]] = weakref.WeakKeyDictionary()
 
@@ -42,17 +47,15 @@ def _frames() -> list[FrameType]:
     return frames
 
 
-def _build_started(pelican_obj: Any) -> bool:
-    """Push this build; True when another build is still open (this one is nested)."""
-    _open_builds[:] = [ref for ref in _open_builds if ref() is not None]
-    _open_builds.append(weakref.ref(pelican_obj))
-    return len(_open_builds) > 1
+def _still_running(excluding: Any = None) -> bool:
+    """Forget dropped builds (and `excluding`); True when some other build is still running."""
+    _running[:] = [ref for ref in _running if ref() is not None and ref() is not excluding]
+    return bool(_running)
 
 
-def _build_finished(pelican_obj: Any) -> bool:
-    """Pop this build; True when it ran inside another build still open (a nested build)."""
-    _open_builds[:] = [ref for ref in _open_builds if ref() is not None and ref() is not pelican_obj]
-    return bool(_open_builds)
+def on_build_started(pelican_obj: Any) -> None:
+    _still_running(excluding=pelican_obj)
+    _running.append(weakref.ref(pelican_obj))
 
 
 def under_autoreload() -> bool:
@@ -84,11 +87,21 @@ def _fail(error: PublishError, autoreload: bool) -> None:
         raise SystemExit(error.exit_code) from None
 
 
+def _progress_bar() -> contextlib.AbstractContextManager[ProgressBar | None]:
+    """On Pelican's own console, when it is a terminal and the summary would be shown (not `-q`)."""
+    from pelican.log import console
+
+    if not console.is_terminal or not log.logger.isEnabledFor(logging.INFO):
+        return contextlib.nullcontext()
+    from .progress import ProgressBar
+
+    return ProgressBar(console)
+
+
 def on_initialized(pelican_obj: Any) -> None:
     """Check the settings before a long build, and start reading the bucket meanwhile."""
-    nested = _build_started(pelican_obj)
     settings_dict = pelican_obj.settings
-    if not is_requested(settings_dict) or nested or under_autoreload():
+    if not is_requested(settings_dict) or _still_running() or under_autoreload():
         return
     try:
         settings = from_pelican(settings_dict)
@@ -101,7 +114,7 @@ def on_initialized(pelican_obj: Any) -> None:
 
 def on_finalized(pelican_obj: Any) -> None:
     log.show_summary_by_default()
-    nested = _build_finished(pelican_obj)
+    nested = _still_running(excluding=pelican_obj)
     settings_dict = pelican_obj.settings
     if not is_requested(settings_dict):
         return
@@ -118,7 +131,8 @@ def on_finalized(pelican_obj: Any) -> None:
         from .publish import publish
 
         remote = early_read if settings == early_settings else None  # settings changed meanwhile: read anew
-        report = publish(settings, os.path.abspath(pelican_obj.output_path), remote)
+        with _progress_bar() as bar:
+            report = publish(settings, os.path.abspath(pelican_obj.output_path), remote, bar)
     except PublishError as error:
         _fail(error, autoreload)
         return
@@ -131,4 +145,5 @@ def register() -> None:
     from pelican import signals
 
     signals.initialized.connect(on_initialized)
+    signals.get_generators.connect(on_build_started)
     signals.finalized.connect(on_finalized)

@@ -81,10 +81,14 @@ def _apply(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, t
 
 
 def _record(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
-    """Write the manifest, true even for a publish that failed half-way; then report that failure."""
+    """Write the manifest, true even for a publish that failed half-way; then report that failure.
+
+    After a failure it is tried once, not retried: the server has just failed
+    every retry of a request, and the next publish adopts by ETag what arrived.
+    """
     records = records_after(plan, state, outcome.records, outcome.deleted)
     try:
-        write_manifest(bucket, settings.prefix, records, state.manifest)
+        write_manifest(bucket, settings.prefix, records, state.manifest, retry=outcome.error is None)
     except PublishError as error:
         if outcome.error is None:
             raise

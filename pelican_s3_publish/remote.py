@@ -53,7 +53,9 @@ def fetch(bucket: Bucket, prefix: str) -> RemoteState:
         return RemoteState(listing, manifest.result())
 
 
-def write_manifest(bucket: Bucket, prefix: str, records: dict[str, Record], previous: Manifest) -> None:
+def write_manifest(
+    bucket: Bucket, prefix: str, records: dict[str, Record], previous: Manifest, retry: bool = True
+) -> None:
     """Written last, and only if nobody else wrote it since we read it.
 
     A conditional write whose answer was lost is retried and then finds its
@@ -63,7 +65,7 @@ def write_manifest(bucket: Bucket, prefix: str, records: dict[str, Record], prev
     key = prefix + MANIFEST_NAME
     body = encode_manifest(records)
     try:
-        bucket.put(key, body, MANIFEST_HEADERS, if_match=previous.etag, create=previous.etag is None)
+        bucket.put(key, body, MANIFEST_HEADERS, if_match=previous.etag, create=previous.etag is None, retry=retry)
     except WriteConflict:
         found = bucket.get(key)
         if found is None or found[0] != body:

@@ -54,10 +54,10 @@ class Report:
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         if self.dry_run:
             return f"dry run for {where}: would send {counts}; nothing was written"
-        return f"published to {where}: {counts}; {_size(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+        return f"published to {where}: {counts}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
     if count < 1024:
         return f"{count} bytes"
     size = count / 1024

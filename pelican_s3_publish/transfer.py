@@ -57,7 +57,13 @@ class Tally:
         self._listener = listener
         self._lock = threading.Lock()
 
-    def add(self, files: int, size: int) -> None:
+    def add_bytes(self, size: int) -> None:
+        self._add(0, size)
+
+    def add_file(self) -> None:
+        self._add(1, 0)
+
+    def _add(self, files: int, size: int) -> None:
         with self._lock:
             self.files += files
             self.bytes += size
@@ -65,12 +71,12 @@ class Tally:
             self._listener(self)
 
 
-def _upload(target: Target, upload: Upload) -> Done:
+def _upload(target: Target, upload: Upload, tally: Tally) -> Done:
     file = upload.file
     log.debug("upload %s (%s)", file.relpath, upload.reason)
     # Up to a megabyte is read whole; more streams from disk, so memory stays bounded.
     body = Path(file.path).read_bytes() if file.size <= SMALL_BODY else Path(file.path)
-    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers)
+    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers, progress=tally.add_bytes)
     return Done(file.relpath, Record(file.md5, file.size, etag, upload.headers, file.sha256), file.size)
 
 
@@ -91,8 +97,8 @@ def _run_phase(
     """Run tasks concurrently; on the first failure, cancel what has not started."""
 
     def run(task: Upload | HeaderUpdate) -> Done:
-        done = _upload(target, task) if isinstance(task, Upload) else _update_headers(target, task)
-        tally.add(1, done.bytes_sent)
+        done = _upload(target, task, tally) if isinstance(task, Upload) else _update_headers(target, task)
+        tally.add_file()
         return done
 
     futures: list[Future[Done]] = [pool.submit(run, t) for t in tasks]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -86,7 +87,9 @@ def test_autoreload_does_not_publish_unless_asked(site: Site, bucket: Bucket) ->
         deadline = time.monotonic() + 90
         assert process.stdout is not None
         while expected not in seen and time.monotonic() < deadline:
-            seen += process.stdout.readline()
+            # A line may never come (the loop waits for changes): never block past the deadline.
+            if select.select([process.stdout], [], [], 1)[0]:
+                seen += process.stdout.readline()
         process.kill()
         process.wait()
         return seen

@@ -1,0 +1,118 @@
+"""Publish logic against the in-memory bucket: plan, transfer, record, without a server.
+
+SeaweedFS stays for every wire, fault and end-to-end test; these run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pelican_s3_publish.bucket import MemoryBucket
+from pelican_s3_publish.errors import PublishError
+from pelican_s3_publish.manifest import MANIFEST_NAME
+from pelican_s3_publish.publish import publish
+from pelican_s3_publish.remote import BucketRead, ConcurrentPublishError
+from pelican_s3_publish.settings import Settings
+
+
+def _site(root: Path) -> Path:
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_text("<link href=css/site.css>")
+    (root / "post.html").write_text("<p>post</p>")
+    (root / "css" / "site.css").write_text("body {}")
+    return root
+
+
+def _publish(bucket: MemoryBucket, root: Path, **settings: object) -> list[str]:
+    chosen = Settings(bucket=bucket.name, **settings)  # type: ignore[arg-type]
+    report = publish(chosen, root, BucketRead(lambda: bucket, chosen.prefix))
+    return [item.key for item in report.uploaded]
+
+
+def _manifest(bucket: MemoryBucket, prefix: str = "") -> dict[str, object]:
+    return dict(json.loads(gzip.decompress(bucket.objects[prefix + MANIFEST_NAME].body))["objects"])
+
+
+def test_a_first_publish_sends_assets_before_pages_and_records_them_last(tmp_path: Path) -> None:
+    bucket = MemoryBucket()
+
+    sent = _publish(bucket, _site(tmp_path), prefix="blog/")
+
+    assert set(sent) == {"blog/index.html", "blog/post.html", "blog/css/site.css"}
+    order = [key for _, key in bucket.writes]
+    assert order[0] == "blog/css/site.css" and order[-1] == "blog/" + MANIFEST_NAME
+    assert set(_manifest(bucket, "blog/")) == {"index.html", "post.html", "css/site.css"}
+
+
+def test_a_second_publish_writes_nothing(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    _publish(bucket, root)
+    bucket.writes.clear()
+
+    assert _publish(bucket, root) == []
+    assert bucket.writes == []
+
+
+def test_a_header_rule_change_copies_without_sending_bytes(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    _publish(bucket, root)
+    bucket.writes.clear()
+
+    _publish(bucket, root, headers=(("*.css", {"cache-control": "max-age=60"}),))
+
+    assert ("copy", "css/site.css") in bucket.writes
+    assert [w for w in bucket.writes if w[0] == "put"] == [("put", MANIFEST_NAME)]
+    assert dict(bucket.objects["css/site.css"].headers)["cache-control"] == "max-age=60"
+
+
+def test_a_refused_delete_keeps_its_record_and_fails(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(refuse_deletes={"post.html"}), _site(tmp_path)
+    _publish(bucket, root)
+    (root / "post.html").unlink()
+
+    with pytest.raises(PublishError, match=re.escape("could not delete s3://memory/post.html: AccessDenied")):
+        _publish(bucket, root)
+
+    assert "post.html" in _manifest(bucket)
+
+
+def test_another_publisher_s_manifest_stops_the_deletes(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    _publish(bucket, root)
+    (root / "post.html").unlink()
+    theirs = b"someone else's manifest"
+
+    class Racing(BucketRead):
+        def result(self):  # type: ignore[no-untyped-def]
+            answer = super().result()
+            bucket.objects[MANIFEST_NAME].body = theirs
+            bucket.objects[MANIFEST_NAME].etag = "theirs"
+            return answer
+
+    with pytest.raises(ConcurrentPublishError):
+        publish(Settings(bucket="memory"), root, Racing(lambda: bucket, ""))
+
+    assert "post.html" in bucket.objects
+    assert bucket.objects[MANIFEST_NAME].body == theirs
+
+
+def test_progress_counts_every_file_and_byte(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    seen: list[tuple[int, int, int, int]] = []
+
+    publish(
+        Settings(bucket="memory"),
+        root,
+        BucketRead(lambda: bucket, ""),
+        lambda tally: seen.append((tally.files, tally.total_files, tally.bytes, tally.total_bytes)),
+    )
+
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert seen[-1] == (3, 3, total, total)
+    files_done = [files for files, *_ in seen]
+    assert files_done == sorted(files_done) and set(files_done) == {0, 1, 2, 3}
