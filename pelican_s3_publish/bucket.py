@@ -423,6 +423,8 @@ def _store(settings: Settings, session: Any, client: Any, where: Address) -> S3S
         "s3_express": where.service == "s3express",
         "skip_signature": False,
         "conditional_put": "etag",
+        # The store checks each body against this (BadDigest): a byte changed on the way is refused.
+        "checksum_algorithm": "sha256",
     }
     if settings.sse:
         config["server_side_encryption"] = settings.sse

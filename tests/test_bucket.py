@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import os
 import ssl
@@ -414,3 +415,54 @@ def test_a_publish_imports_no_botocore_until_the_bucket_is_made() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 
     assert done.stdout.strip() == "[]"
+
+
+# What the earlier transport's own tests promised, kept: every header arrives, a body changed on the way is
+# refused, a proxy in the environment carries every request.
+def test_puts_are_accepted_and_carry_every_header_and_their_body_s_digest(site: Site, bucket: Bucket) -> None:
+    site.static("files/report 2026 (final) é+&.txt", b"odd name\n")
+    site.settings["S3_PUBLISH_HEADERS"] = [
+        ("*.txt", {"Cache-Control": "public,   max-age=60", "x-amz-meta-owner": "docs  team"}),
+    ]
+
+    build = site.build()
+
+    assert build.returncode == 0, build.output
+    assert bucket.site_keys() == set(md5_tree(site.output))
+    sha256 = {r.key: r.headers.get("x-amz-content-sha256") for r in bucket.proxy.put_bodies()}
+    for key in md5_tree(site.output):
+        assert sha256[key] == hashlib.sha256((site.output / key).read_bytes()).hexdigest()
+    head = bucket.head("static/files/report 2026 (final) é+&.txt")
+    assert head["CacheControl"] == "public,   max-age=60"
+    assert head["Metadata"] == {"owner": "docs  team"}
+    assert head["ContentType"].startswith("text/plain")
+
+
+def test_a_corrupted_body_is_refused_by_its_signed_digest(site: Site, bucket: Bucket) -> None:
+    site.static("img/a.png", b"\x89PNG\r\n\x1a\n" + b"\x01" * 64)
+    bucket.proxy.fault = lambda method, key: "corrupt" if method == "PUT" and key == "static/img/a.png" else None
+
+    build = site.build(env=wide())
+
+    assert build.returncode == 1
+    line = _one_line(build.output)
+    assert f"s3://{bucket.name}/static/img/a.png: BadDigest: the bytes were changed on the way" in line
+    keys = bucket.site_keys()
+    assert "static/img/a.png" not in keys
+    assert not [key for key in keys if key.endswith(".html")]  # pages wait for every asset
+
+
+def test_an_http_proxy_in_the_environment_is_used_for_every_request(
+    site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer
+) -> None:
+    forward = proxy_module.Proxy(s3_server.endpoint_url).start()
+    try:
+        site.settings["S3_PUBLISH_ENDPOINT_URL"] = s3_server.endpoint_url
+
+        build = site.build(env=dict(os.environ, HTTP_PROXY=forward.url))
+
+        assert build.returncode == 0, build.output
+        assert bucket.site_keys() == set(md5_tree(site.output))
+        assert {r.key for r in forward.put_bodies()} == set(md5_tree(site.output))
+    finally:
+        forward.stop()
