@@ -44,10 +44,7 @@ if sys.argv[1] == "with-plugin":
 try:
     main(sys.argv[2:])
 finally:
-    import resource
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the bucket read, reaped by the handler
-    spent_in_child = {"child CPU": children.ru_utime + children.ru_stime}
-    print("PLUGIN_SECONDS", json.dumps(spent), json.dumps(spent_in_child), sep="\t", file=sys.stderr)
+    print("PLUGIN_SECONDS", json.dumps(spent), sep="\t", file=sys.stderr)
 """
 
 
@@ -100,15 +97,14 @@ def _build_output(work: Path) -> Path:
     return shm / f"pelican-s3-publish-bench-{os.getpid()}" if shm.is_dir() else work / "in-pelican-out"
 
 
-def _spent_in_plugin(stderr: str) -> tuple[dict[str, float], float]:
-    """Seconds in each part of the plugin's code, and the CPU seconds of the build's child processes."""
+def _spent_in_plugin(stderr: str) -> dict[str, float]:
+    """Seconds in each part of the plugin's code."""
     line = next(line for line in stderr.splitlines() if line.startswith("PLUGIN_SECONDS"))
-    _, in_code, in_child = line.split("\t")
-    spent: dict[str, float] = json.loads(in_code)
-    return spent, float(json.loads(in_child)["child CPU"])
+    spent: dict[str, float] = json.loads(line.split("\t")[1])
+    return spent
 
 
-def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, runs: int, work: Path) -> dict[str, list[float]]:
+def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, rounds: int, work: Path) -> dict[str, list[float]]:
     """What the plugin adds to a whole `pelican content` of the site, two ways.
 
     Whole builds against a build without the plugin, with a second build
@@ -135,10 +131,9 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, runs: int, w
     }
     walls: dict[str, list[float]] = {label: [] for label in variants}
     spent: dict[str, list[dict[str, float]]] = {OFF: [], NOOP: []}
-    child_cpu: list[float] = []
     labels = list(variants)
     try:
-        for run in range(3 * runs + 1):  # 15 s builds: more rounds than the tools get; the first warms up
+        for run in range(rounds + 1):  # the first round warms up
             for label in labels[run % len(labels) :] + labels[: run % len(labels)]:  # each variant first in turn
                 os.sync()  # the previous build's writeback is not this build's time
                 started = time.perf_counter()
@@ -149,10 +144,7 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, runs: int, w
                 if run > 0:
                     walls[label].append(time.perf_counter() - started)
                     if label in spent:
-                        in_code, in_child = _spent_in_plugin(done.stderr)
-                        spent[label].append(in_code)
-                        if label == NOOP:
-                            child_cpu.append(in_child)
+                        spent[label].append(_spent_in_plugin(done.stderr))
     finally:
         shutil.rmtree(output, ignore_errors=True)
 
@@ -168,7 +160,6 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, runs: int, w
         f"in the plugin's code: {NOOP}": [sum(s.values()) for s in spent[NOOP]],
         f"in the plugin's code: {OFF}": [sum(s.values()) for s in spent[OFF]],
         f"finalized handler alone, {NOOP}": [s["finalized"] for s in spent[NOOP]],
-        f"CPU of the child that reads the bucket, {NOOP} (on the other core)": child_cpu,
         f"import and register, {OFF}": [s["import"] + s["register"] for s in spent[OFF]],
     }
 
@@ -197,7 +188,7 @@ def measure(args: argparse.Namespace, builds: sites.Builds, work: Path) -> dict[
         found: dict[str, object] = {
             "hashing": hashing(builds, args.runs),
             "uploads": uploads(builds, server, args.rtt_ms, work),
-            "in_pelican": in_pelican(builds, server, args.runs, work),
+            "in_pelican": in_pelican(builds, server, args.pelican_rounds, work),
             "scale": scale(server, args.scale_files, work),
         }
     (work / "extra.json").write_text(json.dumps(found, indent=2))

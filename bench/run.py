@@ -3,10 +3,14 @@
     python -m bench.run                  # the full benchmark, writes bench/RESULTS.md
     python -m bench.run --quick          # a tiny site, one run: checks that it all works
 
-Each tool runs as a whole process, several runs; wall time, CPU time and peak
-RSS are measured by a small launcher (bench/launch.py, so the harness's own
-memory is not counted); objects written and bytes sent come from a recording
-proxy in front of SeaweedFS, which also adds the simulated WAN round trip.
+Each tool runs as a whole process, several runs, the tools taking turns run by
+run; wall time, CPU time and peak RSS are measured by a small launcher
+(bench/launch.py, so the harness's own memory is not counted). Timed runs talk
+to SeaweedFS directly on loopback, or through devtools/latency.py, a TCP proxy
+that only holds bytes for the round trip. Objects written and bytes sent are
+counted in a separate, untimed pass through the recording proxy
+(devtools/proxy.py): a Python HTTP server on the same two cores would tax
+every tool's timings, and not equally.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import sites, tools
+from devtools import latency, seaweed
 from devtools import proxy as proxy_module
-from devtools import seaweed
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ["first upload", "no-op", "no-op after full rebuild", "one article edited", "10% removed", "header-only"]
+
+
+COUNTING = "through the recording proxy (counting pass)"
 
 
 @dataclass(frozen=True)
@@ -35,14 +42,15 @@ class Measure:
     wall_s: float
     cpu_s: float
     rss_mb: float
-    objects: int
-    bytes_sent: int
     ok: bool
 
 
 @dataclass
 class Results:
+    # (tool, scenario, network) -> one Measure per run, in run order: run i of every tool is one round.
     measures: dict[tuple[str, str, str], list[Measure]] = field(default_factory=lambda: defaultdict(list))
+    # (tool, scenario) -> (objects written, bytes sent), from the counting pass.
+    counts: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -93,14 +101,15 @@ def s3(endpoint: str) -> object:
 
 
 def one_tool_run(
-    tool: tools.Tool, network: str, run: int, builds: sites.Builds, server: seaweed.SeaweedServer,
-    recorder: proxy_module.Proxy, work: Path, tools_venv: Path, results: Results,
+    tool: tools.Tool, network: str, endpoint: str, run: int, builds: sites.Builds, server: seaweed.SeaweedServer,
+    recorder: proxy_module.Proxy | None, work: Path, tools_venv: Path, results: Results,
 ) -> None:  # fmt: skip
+    """Every scenario once for one tool, into a new bucket. With `recorder`, the counting pass."""
     slug = "".join(ch for ch in tool.name.lower() if ch.isalnum())[:12]
-    bucket = f"{slug}-{network.replace(' ', '')}-{run}".lower()
+    bucket = f"{slug}-{network.replace(' ', '')[:12]}-{run}".lower()
     client = s3(server.endpoint_url)
     client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-    ctx = tools.Context(recorder.url, bucket, work, tools_venv, builds.root)
+    ctx = tools.Context(recorder.url if recorder else endpoint, bucket, work, tools_venv, builds.root)
     env = tool.env(ctx)
     trees = work / "trees"
     steps = [
@@ -113,12 +122,17 @@ def one_tool_run(
     ]
     for scenario, prepare, command in steps:
         source = prepare()
-        recorder.clear()
+        if recorder is not None:
+            recorder.clear()
         wall, cpu, rss, code = run_timed(command(ctx, source), env, work / f"{slug}.log")
-        objects, sent = written(recorder)
         ok = code == 0 and bucket_matches(client, bucket, source)
-        results.measures[(tool.name, scenario, network)].append(Measure(wall, cpu, rss, objects, sent, ok))
-        print(f"  {tool.name:22} {network:9} {scenario:26} {wall:7.2f} s  {objects:5} objects  ok={ok}", flush=True)
+        measure = Measure(wall, cpu, rss, ok)
+        if recorder is not None:
+            results.counts[(tool.name, scenario)] = written(recorder)
+            results.measures[(tool.name, scenario, COUNTING)].append(measure)
+        else:
+            results.measures[(tool.name, scenario, network)].append(measure)
+        print(f"  {tool.name:22} {network:9} {scenario:26} {wall:7.2f} s  ok={ok}", flush=True)
         if code != 0:
             results.notes.append(f"{tool.name}, {scenario}, {network}: exit code {code} (see {slug}.log)")
             return
@@ -135,29 +149,39 @@ def warm_up(server: seaweed.SeaweedServer) -> None:
 def compare(args: argparse.Namespace, builds: sites.Builds, work: Path, results: Results) -> None:
     tools_venv = work / "tools-venv"
     chosen = [t for t in tools.ALL if t.name in args.tools] if args.tools else tools.ALL
+    over_rtt = [t for t in chosen if not args.rtt_tools or t.name in args.rtt_tools]
     tools.install(tools_venv, chosen)
     with seaweed.running(fresh(work / "seaweedfs")) as server:
         warm_up(server)
-        for network, latency in (("loopback", 0.0), (f"{args.rtt_ms} ms RTT", args.rtt_ms / 1000)):
-            recorder = proxy_module.Proxy(server.endpoint_url, latency_s=latency).start()
-            try:
+        recorder = proxy_module.Proxy(server.endpoint_url).start()
+        try:
+            for tool in chosen:
+                one_tool_run(tool, "count", "", 0, builds, server, recorder, work, tools_venv, results)
+        finally:
+            recorder.stop()
+        rtt = f"{args.rtt_ms} ms RTT"
+        with latency.running(server.endpoint_url, args.rtt_ms / 1000) as delayed:
+            for network, endpoint, group in (("loopback", server.endpoint_url, chosen), (rtt, delayed.url, over_rtt)):
                 for run in range(args.runs):
-                    for tool in chosen[run % len(chosen) :] + chosen[: run % len(chosen)]:
-                        one_tool_run(tool, network, run, builds, server, recorder, work, tools_venv, results)
-            finally:
-                recorder.stop()
+                    for tool in group[run % len(group) :] + group[: run % len(group)]:
+                        one_tool_run(tool, network, endpoint, run, builds, server, None, work, tools_venv, results)
         versions = {t.name: t.version(tools.Context("", "", work, tools_venv, builds.root)) for t in chosen}
     results.notes.append("versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()))
+    if len(over_rtt) < len(chosen):
+        left = ", ".join(t.name for t in chosen if t not in over_rtt)
+        results.notes.append(f"at {rtt} only {', '.join(t.name for t in over_rtt)} ran (--rtt-tools); not {left}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--big-mb", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rtt-ms", type=int, default=30)
     parser.add_argument("--scale-files", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--tools", nargs="*", help="tool names to run (default: all)")
+    parser.add_argument("--rtt-tools", nargs="*", help="of those, the ones to run at the round trip too (default: all)")
+    parser.add_argument("--pelican-rounds", type=int, default=5, help="rounds of whole builds for the in-Pelican rows")
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--quick", action="store_true", help="tiny site, one run, no scale test")
