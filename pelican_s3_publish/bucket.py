@@ -93,6 +93,20 @@ class WriteConflict(Exception):
 
 
 @dataclass(frozen=True)
+class Write:
+    """How to write: on what condition (WriteConflict when the object is not that
+    version, or exists at all), whether to retry, and whom to tell of the bytes sent."""
+
+    if_match: str | None = None
+    create: bool = False
+    retry: bool = True
+    progress: Progress | None = None
+
+
+PLAIN = Write()
+
+
+@dataclass(frozen=True)
 class Head:
     etag: str
     headers: Headers
@@ -111,22 +125,8 @@ class Bucket(Protocol):
 
     def head(self, key: str) -> Head | None: ...
 
-    def put(
-        self,
-        key: str,
-        body: bytes | Path,
-        headers: Headers,
-        *,
-        if_match: str | None = None,
-        create: bool = False,
-        progress: Progress | None = None,
-        retry: bool = True,
-    ) -> str:
-        """Write one object (in parts when it is large); its ETag.
-
-        `if_match` or `create` make the write conditional: WriteConflict when
-        the object is not that version, or exists. `retry=False` tries once.
-        """
+    def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
+        """Write one object (in parts when it is large); its ETag."""
         ...
 
     def copy(self, key: str, headers: Headers) -> str:
@@ -553,37 +553,26 @@ class S3Bucket:
         found: Head | None = self._boto3_call("HeadObject", key, read)
         return found
 
-    def put(
-        self,
-        key: str,
-        body: bytes | Path,
-        headers: Headers,
-        *,
-        if_match: str | None = None,
-        create: bool = False,
-        progress: Progress | None = None,
-        retry: bool = True,
-    ) -> str:
+    def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
         size = len(body) if isinstance(body, bytes) else body.stat().st_size
-        if isinstance(body, Path) and size > self._settings.part_size and not (if_match or create):
-            return str(self._boto3_call("PutObject", key, lambda: self._upload_in_parts(key, body, headers, progress)))
+        conditional = how.if_match is not None or how.create
+        if isinstance(body, Path) and size > self._settings.part_size and not conditional:
+            return str(self._boto3_call("PutObject", key, lambda: self._upload_in_parts(key, body, headers, how)))
         if _obstore_can_send(headers):
-            put = functools.partial(self._put_with_obstore, key, body, headers, if_match, create)
-            etag = self._call("PutObject", key, put, retry)
+            put = functools.partial(self._put_with_obstore, key, body, headers, how)
+            etag = self._call("PutObject", key, put, how.retry)
         else:
             data = body if isinstance(body, bytes) else body.read_bytes()
             etag = self._boto3_call("PutObject", key, lambda: self._put_with_boto3(key, data, headers))
-        if progress is not None:
-            progress(size)
+        if how.progress is not None:
+            how.progress(size)
         return str(etag)
 
-    def _put_with_obstore(
-        self, key: str, body: bytes | Path, headers: Headers, if_match: str | None, create: bool
-    ) -> str:
+    def _put_with_obstore(self, key: str, body: bytes | Path, headers: Headers, how: Write) -> str:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-        mode: Any = "create" if create else {"e_tag": f'"{if_match}"'} if if_match else "overwrite"
+        mode: Any = "create" if how.create else {"e_tag": f'"{how.if_match}"'} if how.if_match else "overwrite"
         try:
             answer = obstore.put(
                 self._store, key, body, attributes=_attributes(headers), mode=mode, use_multipart=False
@@ -596,7 +585,7 @@ class S3Bucket:
         """Canned ACLs, Expires and website redirects, which obstore cannot send."""
         return normalise(self._client.put_object(Bucket=self.name, Key=key, Body=data, **to_boto(headers))["ETag"])
 
-    def _upload_in_parts(self, key: str, path: Path, headers: Headers, progress: Progress | None) -> str:
+    def _upload_in_parts(self, key: str, path: Path, headers: Headers, how: Write) -> str:
         """s3transfer: parts go up at once, and an abort that fails never hides why the upload failed."""
         from boto3.s3.transfer import TransferConfig
 
@@ -606,7 +595,7 @@ class S3Bucket:
             max_concurrency=min(self._settings.workers, 8),
         )
         self._client.upload_file(
-            str(path), self.name, key, ExtraArgs=to_boto(headers), Config=transfer, Callback=progress
+            str(path), self.name, key, ExtraArgs=to_boto(headers), Config=transfer, Callback=how.progress
         )
         return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
 
@@ -750,29 +739,20 @@ class MemoryBucket:
             stored = self.objects.get(key)
         return Head(stored.etag, stored.headers) if stored else None
 
-    def put(
-        self,
-        key: str,
-        body: bytes | Path,
-        headers: Headers,
-        *,
-        if_match: str | None = None,
-        create: bool = False,
-        progress: Progress | None = None,
-        retry: bool = True,
-    ) -> str:
+    def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
         import hashlib
 
         data = body if isinstance(body, bytes) else body.read_bytes()
         with self._lock:
             current = self.objects.get(key)
-            if (create and current) or (if_match and (current is None or current.etag != if_match)):
+            stale = how.if_match is not None and (current is None or current.etag != how.if_match)
+            if (how.create and current) or stale:
                 raise WriteConflict(key)
             etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
             self.objects[key] = _Stored(data, etag, headers)
             self.writes.append(("put", key))
-        if progress is not None:
-            progress(len(data))
+        if how.progress is not None:
+            how.progress(len(data))
         return etag
 
     def copy(self, key: str, headers: Headers) -> str:

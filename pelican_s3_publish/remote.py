@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .bucket import Bucket, WriteConflict
+from .bucket import Bucket, Write, WriteConflict
 from .errors import PublishError
 from .headers import Headers
 from .manifest import MANIFEST_NAME, Manifest, Record, RemoteState, decode_manifest, encode_manifest
@@ -65,7 +65,9 @@ def write_manifest(
     key = prefix + MANIFEST_NAME
     body = encode_manifest(records)
     try:
-        bucket.put(key, body, MANIFEST_HEADERS, if_match=previous.etag, create=previous.etag is None, retry=retry)
+        bucket.put(
+            key, body, MANIFEST_HEADERS, Write(if_match=previous.etag, create=previous.etag is None, retry=retry)
+        )
     except WriteConflict:
         found = bucket.get(key)
         if found is None or found[0] != body:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import log
-from .bucket import Bucket
+from .bucket import Bucket, Write
 from .errors import PublishError
 from .manifest import Record
 from .plan import HeaderUpdate, Plan, Upload
@@ -76,7 +76,7 @@ def _upload(target: Target, upload: Upload, tally: Tally) -> Done:
     log.debug("upload %s (%s)", file.relpath, upload.reason)
     # Up to a megabyte is read whole; more streams from disk, so memory stays bounded.
     body = Path(file.path).read_bytes() if file.size <= SMALL_BODY else Path(file.path)
-    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers, progress=tally.add_bytes)
+    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers, Write(progress=tally.add_bytes))
     return Done(file.relpath, Record(file.md5, file.size, etag, upload.headers, file.sha256), file.size)
 
 

@@ -70,6 +70,15 @@ def tls_front(ca: trustme.CA, s3_server: seaweed.SeaweedServer) -> Iterator[prox
     front.stop()
 
 
+@pytest.fixture
+def forward(s3_server: seaweed.SeaweedServer, site: Site) -> Iterator[proxy_module.Proxy]:
+    """A forward proxy to SeaweedFS, for a site that names SeaweedFS itself as its endpoint."""
+    site.settings["S3_PUBLISH_ENDPOINT_URL"] = s3_server.endpoint_url
+    started = proxy_module.Proxy(s3_server.endpoint_url).start()
+    yield started
+    started.stop()
+
+
 # 1. A proxy named https:// is spoken to over TLS, credentials and all.
 def test_an_https_proxy_with_credentials_is_spoken_to_over_tls(
     site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer, ca: trustme.CA, ca_file: str
@@ -93,37 +102,29 @@ def test_an_https_proxy_with_credentials_is_spoken_to_over_tls(
 
 
 # 2. NO_PROXY entries with a port, and a proxy user without a password, read as botocore reads them.
-def test_no_proxy_with_a_port_goes_direct(site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer) -> None:
-    unwanted = proxy_module.Proxy(s3_server.endpoint_url).start()
-    try:
-        site.settings["S3_PUBLISH_ENDPOINT_URL"] = s3_server.endpoint_url
-        port = s3_server.endpoint_url.rsplit(":", 1)[1]
-        env = dict(os.environ, HTTP_PROXY=unwanted.url, NO_PROXY=f"example.org,127.0.0.1:{port}")
+def test_no_proxy_with_a_port_goes_direct(
+    site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer, forward: proxy_module.Proxy
+) -> None:
+    port = s3_server.endpoint_url.rsplit(":", 1)[1]
+    env = dict(os.environ, HTTP_PROXY=forward.url, NO_PROXY=f"example.org,127.0.0.1:{port}")
 
-        build = site.build(env=env)
+    build = site.build(env=env)
 
-        assert build.returncode == 0, build.output
-        assert bucket.site_keys() == set(md5_tree(site.output))
-        assert unwanted.requests == []
-    finally:
-        unwanted.stop()
+    assert build.returncode == 0, build.output
+    assert bucket.site_keys() == set(md5_tree(site.output))
+    assert forward.requests == []
 
 
 def test_a_proxy_user_without_password_sends_no_credentials(
-    site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer
+    site: Site, bucket: Bucket, forward: proxy_module.Proxy
 ) -> None:
-    forward = proxy_module.Proxy(s3_server.endpoint_url).start()
-    try:
-        site.settings["S3_PUBLISH_ENDPOINT_URL"] = s3_server.endpoint_url
-        env = dict(os.environ, HTTP_PROXY=forward.url.replace("http://", "http://useronly@"))
+    env = dict(os.environ, HTTP_PROXY=forward.url.replace("http://", "http://useronly@"))
 
-        build = site.build(env=env)
+    build = site.build(env=env)
 
-        assert build.returncode == 0, build.output
-        assert forward.put_bodies()
-        assert not [r for r in forward.requests if "proxy-authorization" in r.headers]
-    finally:
-        forward.stop()
+    assert build.returncode == 0, build.output
+    assert forward.put_bodies()
+    assert not [r for r in forward.requests if "proxy-authorization" in r.headers]
 
 
 def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
@@ -453,16 +454,10 @@ def test_a_corrupted_body_is_refused_by_its_signed_digest(site: Site, bucket: Bu
 
 
 def test_an_http_proxy_in_the_environment_is_used_for_every_request(
-    site: Site, bucket: Bucket, s3_server: seaweed.SeaweedServer
+    site: Site, bucket: Bucket, forward: proxy_module.Proxy
 ) -> None:
-    forward = proxy_module.Proxy(s3_server.endpoint_url).start()
-    try:
-        site.settings["S3_PUBLISH_ENDPOINT_URL"] = s3_server.endpoint_url
+    build = site.build(env=dict(os.environ, HTTP_PROXY=forward.url))
 
-        build = site.build(env=dict(os.environ, HTTP_PROXY=forward.url))
-
-        assert build.returncode == 0, build.output
-        assert bucket.site_keys() == set(md5_tree(site.output))
-        assert {r.key for r in forward.put_bodies()} == set(md5_tree(site.output))
-    finally:
-        forward.stop()
+    assert build.returncode == 0, build.output
+    assert bucket.site_keys() == set(md5_tree(site.output))
+    assert {r.key for r in forward.put_bodies()} == set(md5_tree(site.output))
