@@ -7,12 +7,13 @@ real implementation, `S3Bucket`, splits the work by what each library does best:
   FIPS, dual-stack, `AWS_ENDPOINT_URL_S3`, S3 Express, the AWS config file),
   with which credentials (boto3's whole chain), through which proxy and with
   which CA bundle; nothing here encodes those rules;
-- obstore (the Rust `object_store`) sends the hot requests, PUT, GET, LIST and
-  DELETE, at a tenth of botocore's CPU per request and with the interpreter
+- obstore (the Rust `object_store`) sends the hot requests, PUT, GET and
+  LIST, at a tenth of botocore's CPU per request and with the interpreter
   lock released while it waits;
 - boto3 does what obstore cannot express: a copy that replaces headers, a
   PUT with a canned ACL, `Expires` or a website redirect, a HEAD that shows
-  an object's headers.
+  an object's headers, a DeleteObjects whose answer names each key refused,
+  and large files in parts through s3transfer.
 
 Retries are botocore's standard mode, applied to every obstore request (its
 own retries are off), so each retry is botocore's decision and is counted.
@@ -347,6 +348,9 @@ def _client(session: Any, settings: Settings, connect_timeout: float) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         user_agent_extra=f"pelican-s3-publish/{_version()}",
+        # Every parameter is built here, not taken from users: checking each
+        # request against the model again is CPU per request for nothing.
+        parameter_validation=False,
     )
     return session.client(
         "s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url, config=config
@@ -404,7 +408,7 @@ def _store(settings: Settings, session: Any, client: Any, where: Address) -> S3S
     from obstore.auth.boto3 import Boto3CredentialProvider
     from obstore.store import S3Store
 
-    ca_bundle = session._session.get_config_variable("ca_bundle")
+    ca_bundle = session._session.get_config_variable("ca_bundle")  # boto3 keeps its botocore session here
     client_options: ClientConfig = {
         "allow_http": where.endpoint.startswith("http:"),
         "connect_timeout": timedelta(seconds=client.meta.config.connect_timeout),
