@@ -117,6 +117,7 @@ class Bucket(Protocol):
     """One bucket, as a publish needs it. Keys are whole keys (the prefix included)."""
 
     name: str
+    aws_session: Any  # the boto3 session behind it, for the CDN's credentials; None in memory
 
     def list_objects(self, prefix: str) -> dict[str, Listed]: ...
 
@@ -463,7 +464,7 @@ class S3Bucket:
 
         self.name = settings.bucket
         self._settings = settings
-        session = _boto3_session(settings)
+        self.aws_session = session = _boto3_session(settings)
         try:
             self.connect_timeout_s = _connect_timeout(session, settings)
             self._client = _client(session, settings, self.connect_timeout_s)
@@ -720,6 +721,7 @@ class MemoryBucket:
 
     def __init__(self, name: str = "memory", refuse_deletes: Iterable[str] = ()) -> None:
         self.name = name
+        self.aws_session = None
         self.objects: dict[str, _Stored] = {}
         self.writes: list[tuple[str, str]] = []  # (operation, key), in order
         self._refuse_deletes = set(refuse_deletes)

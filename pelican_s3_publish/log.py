@@ -28,6 +28,11 @@ def info(message: str, *args: object) -> None:
     logger.info(PREFIX + message, *args)
 
 
+def status(message: str) -> None:
+    """A line about work still under way (shown like the summary)."""
+    info("%s", message)
+
+
 def error(message: str) -> None:
     # `pelican --fatal errors` raises after showing the line; the caller exits right after.
     with contextlib.suppress(RuntimeError):

@@ -60,6 +60,11 @@ class Plan:
     def is_empty(self) -> bool:
         return not (self.uploads or self.header_updates or self.deletes)
 
+    @property
+    def changed(self) -> list[str]:
+        """Every path whose object this plan changes: what a CDN may have cached another answer for."""
+        return [u.file.relpath for u in self.uploads] + [h.file.relpath for h in self.header_updates] + [*self.deletes]
+
     def describe(self) -> list[str]:
         """One line per key that would change, saying what and why."""
         lines = [

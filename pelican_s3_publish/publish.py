@@ -12,10 +12,11 @@ from pathlib import Path
 
 from . import log
 from .bucket import Bucket
+from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
 from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, identify, scan
-from .manifest import MANIFEST_NAME, RemoteState
+from .manifest import MANIFEST_NAME, Manifest, RemoteState
 from .plan import Plan, adoptable, make_plan, md5_on_record, records_after
 from .remote import BucketRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
@@ -80,21 +81,78 @@ def _apply(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, t
     return outcome
 
 
-def _record(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome) -> None:
+Pending = dict[str, tuple[str, ...]]  # URL paths by CloudFront distribution
+
+
+def _record(
+    bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome, pending: Pending
+) -> Manifest:
     """Write the manifest, true even for a publish that failed half-way; then report that failure.
 
-    After a failure it is tried once, not retried: the server has just failed
-    every retry of a request, and the next publish adopts by ETag what arrived.
+    It carries the CDN paths this publish may change as pending until the CDN
+    has been told: written ahead, no invalidation can be lost. After a failure
+    it is tried once, not retried: the server has just failed every retry of
+    a request, and the next publish adopts by ETag what arrived.
     """
-    records = records_after(plan, state, outcome.records, outcome.deleted)
+    after = Manifest(records_after(plan, state, outcome.records, outcome.deleted), pending=pending)
     try:
-        write_manifest(bucket, settings.prefix, records, state.manifest, retry=outcome.error is None)
+        written = write_manifest(bucket, settings.prefix, after, state.manifest, retry=outcome.error is None)
     except PublishError as error:
         if outcome.error is None:
             raise
         log.debug("the manifest could not be written after the failure: %s", error)
     if outcome.error is not None:
         raise outcome.error
+    return written
+
+
+def _cdn_paths(settings: Settings, bucket: Bucket, plan: Plan, state: RemoteState) -> tuple[CloudFront | None, Pending]:
+    """Per distribution, the URL paths whose answer may have changed, and those still pending.
+
+    Read before anything is written, so a wrong distribution id stops the
+    publish with nothing changed. Nothing changed and nothing pending: no call.
+    """
+    keys = [settings.prefix + relpath for relpath in plan.changed]
+    pending = state.manifest.pending
+    if not settings.cloudfront_distributions or not (keys or pending):
+        return None, {}
+    cloudfront = CloudFront(bucket.aws_session, settings.bucket)
+    wanted = {}
+    for distribution in settings.cloudfront_distributions:
+        changed = url_paths(keys, cloudfront.origin_path(distribution)) if keys else []
+        if paths := tuple(sorted({*changed, *pending.get(distribution, ())})):
+            wanted[distribution] = paths
+    return cloudfront, wanted
+
+
+def _tell_cdn(cloudfront: CloudFront, settings: Settings, bucket: Bucket, manifest: Manifest) -> list[Invalidation]:
+    """One invalidation per distribution; what could not be sent stays pending in the manifest."""
+    told, left, reasons = [], dict(manifest.pending), []
+    for distribution, paths in manifest.pending.items():
+        folded = fold_paths(paths, settings.cloudfront_max_paths)
+        try:
+            reference = caller_reference(distribution, manifest.etag or "", folded)
+            told.append(
+                Invalidation(distribution, cloudfront.invalidate(distribution, folded, reference), tuple(folded))
+            )
+            del left[distribution]
+        except PublishError as error:
+            reasons.append(str(error))
+    if left != manifest.pending:
+        write_manifest(bucket, settings.prefix, Manifest(manifest.records, pending=left), manifest)
+    if reasons:
+        raise PublishError(
+            f"published, but CloudFront was not told: {'; '.join(reasons)}; the next publish sends these paths"
+        )
+    if settings.cloudfront_wait:
+        for invalidation in told:
+            assert invalidation.id is not None
+            cloudfront.wait(invalidation.distribution, invalidation.id, settings.cloudfront_wait_timeout, log.status)
+    return told
+
+
+def _planned(settings: Settings, wanted: Pending) -> list[Invalidation]:
+    return [Invalidation(d, None, tuple(fold_paths(p, settings.cloudfront_max_paths))) for d, p in wanted.items()]
 
 
 def publish(
@@ -107,10 +165,14 @@ def publish(
     started = time.monotonic()
     bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings))
     outcome = Outcome()
-    up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records
+    cloudfront, wanted = _cdn_paths(settings, bucket, plan, state)
+    up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records and not wanted
+    invalidations = _planned(settings, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:
         outcome = _apply(bucket, settings, plan, state, Tally(plan, on_progress))
-        _record(bucket, settings, plan, state, outcome)
+        manifest = _record(bucket, settings, plan, state, outcome, wanted)
+        if cloudfront is not None and wanted:
+            invalidations = _tell_cdn(cloudfront, settings, bucket, manifest)
     written = None if settings.dry_run else set(outcome.records)
     report = Report(
         bucket=settings.bucket,
@@ -123,7 +185,8 @@ def publish(
         bytes_sent=outcome.bytes_sent,
         retries=bucket.retries,
         endpoint_url=settings.endpoint_url,
-        plan=plan.describe() if settings.dry_run else [],
+        invalidations=invalidations,
+        plan=[*plan.describe(), *(i.describe() for i in invalidations)] if settings.dry_run else [],
     )
     if settings.report:
         report.write(settings.report)

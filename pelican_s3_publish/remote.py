@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from .bucket import Bucket, Write, WriteConflict
 from .errors import PublishError
 from .headers import Headers
-from .manifest import MANIFEST_NAME, Manifest, Record, RemoteState, decode_manifest, encode_manifest
+from .manifest import MANIFEST_NAME, Manifest, RemoteState, decode_manifest, encode_manifest
 
 MANIFEST_HEADERS: Headers = (("cache-control", "no-store"), ("content-type", "application/gzip"))
 
@@ -53,25 +53,24 @@ def fetch(bucket: Bucket, prefix: str) -> RemoteState:
         return RemoteState(listing, manifest.result())
 
 
-def write_manifest(
-    bucket: Bucket, prefix: str, records: dict[str, Record], previous: Manifest, retry: bool = True
-) -> None:
-    """Written last, and only if nobody else wrote it since we read it.
+def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manifest, retry: bool = True) -> Manifest:
+    """Written last, and only if nobody else wrote it since we read it; the manifest now there.
 
     A conditional write whose answer was lost is retried and then finds its
     own manifest there (412): that is checked by reading it back, so a
     lost answer is never taken for another publisher.
     """
     key = prefix + MANIFEST_NAME
-    body = encode_manifest(records)
+    body = encode_manifest(after.records, after.pending)
+    condition = Write(if_match=previous.etag, create=previous.etag is None, retry=retry)
     try:
-        bucket.put(
-            key, body, MANIFEST_HEADERS, Write(if_match=previous.etag, create=previous.etag is None, retry=retry)
-        )
+        etag = bucket.put(key, body, MANIFEST_HEADERS, condition)
     except WriteConflict:
         found = bucket.get(key)
         if found is None or found[0] != body:
             raise ConcurrentPublishError(bucket.name, prefix) from None
+        etag = found[1]
+    return Manifest(after.records, etag, after.pending)
 
 
 def ensure_unchanged(bucket: Bucket, prefix: str, manifest: Manifest) -> None:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cdn import Invalidation
 from .plan import Plan
 
 
@@ -33,6 +34,7 @@ class Report:
     bytes_sent: int = 0
     retries: int = 0
     endpoint_url: str | None = None
+    invalidations: list[Invalidation] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -52,9 +54,12 @@ class Report:
             f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        paths = sum(len(i.paths) for i in self.invalidations)
+        told = f"; CloudFront: {paths} paths" if self.invalidations else ""
         if self.dry_run:
-            return f"dry run for {where}: would send {counts}; nothing was written"
-        return f"published to {where}: {counts}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+            return f"dry run for {where}: would send {counts}{told}; nothing was written"
+        sent = f"{size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+        return f"published to {where}: {counts}{told + ' invalidated' if told else ''}; {sent}"
 
 
 def size_text(count: int) -> str:

@@ -62,6 +62,10 @@ RSS_FEED_SETTINGS = tuple(name.replace("ATOM", "RSS") for name in ATOM_FEED_SETT
 
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 DEFAULT_TIMEOUT_S = 60
+# 30 paths a publish: a blog publishing every day of a 31-day month stays within
+# CloudFront's 1,000 free paths (a wildcard counts as one).
+DEFAULT_CLOUDFRONT_MAX_PATHS = 30
+MAX_CLOUDFRONT_PATHS = 3000  # CloudFront's limit on paths in progress per distribution
 
 Delete = Literal[True, False, "all"]
 
@@ -90,6 +94,10 @@ class Settings:
     part_size: int = 8 * MIB
     content_types: tuple[tuple[str, str], ...] = ()
     headers: tuple[HeaderRule, ...] = ()
+    cloudfront_distributions: tuple[str, ...] = ()
+    cloudfront_max_paths: int = DEFAULT_CLOUDFRONT_MAX_PATHS
+    cloudfront_wait: bool = False
+    cloudfront_wait_timeout: int = 600
     atom_feeds: tuple[str, ...] = field(default=())
     rss_feeds: tuple[str, ...] = field(default=())
 
@@ -211,6 +219,13 @@ def _header_rules(name: str, value: object) -> tuple[HeaderRule, ...]:
         raise SettingsError(f"{name}: {error}: fix it in your Pelican settings") from None
 
 
+def _distributions(name: str, value: object) -> tuple[str, ...]:
+    ids = [value] if isinstance(value, str) else value if value is not None else []
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) and re.fullmatch(r"[A-Z0-9]+", i) for i in ids):
+        raise _bad(name, "a CloudFront distribution id such as 'E2QWRUHAPOMQZL', or a list of them", value)
+    return tuple(ids)
+
+
 Parser = Callable[[str, Any], Any]
 
 PARSERS: dict[str, tuple[str, Parser]] = {
@@ -234,6 +249,10 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "PART_SIZE": ("part_size", lambda n, v: _whole(n, v, MIN_PART_SIZE)),
     "CONTENT_TYPES": ("content_types", _content_types),
     "HEADERS": ("headers", _header_rules),
+    "CLOUDFRONT_DISTRIBUTION_ID": ("cloudfront_distributions", _distributions),
+    "CLOUDFRONT_MAX_PATHS": ("cloudfront_max_paths", lambda n, v: _whole(n, v, 1, MAX_CLOUDFRONT_PATHS)),
+    "CLOUDFRONT_WAIT": ("cloudfront_wait", _bool),
+    "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
 }
 
 

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +233,43 @@ def uploaded_keys(build: Build) -> set[str]:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
+
+
+@dataclass
+class MotoServer:
+    """moto in server mode: CloudFront over real HTTP, reached through AWS_ENDPOINT_URL_CLOUDFRONT."""
+
+    endpoint_url: str
+    process: subprocess.Popen[bytes]
+
+    def cloudfront(self) -> Any:
+        return boto3.client(
+            "cloudfront",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=FAKE_KEY_ID,
+            aws_secret_access_key=FAKE_SECRET,
+        )
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    port = seaweed.free_ports(1)[0]
+    moto = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    server = MotoServer(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    yield server
+    process.terminate()
+    process.wait(timeout=10)

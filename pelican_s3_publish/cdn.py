@@ -1,0 +1,186 @@
+"""The CDN: which URLs a publish changed, folded within a budget, and CloudFront told of them.
+
+A key becomes the URL path CloudFront serves it under: the origin's
+OriginPath taken off (read once per publish with GetDistributionConfig),
+`dir/index.html` as both `/dir/` and `/dir/index.html`, percent-encoded. Above
+the budget, paths fold into `/dir/*` wildcards, deepest folders first; `/*`
+only as a last resort. Nothing outside this module knows CloudFront.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .errors import PublishError, SettingsError
+
+MAX_WILDCARDS = 15  # in progress per distribution, CloudFront's limit
+MAX_PATHS = 3000  # in progress per distribution, CloudFront's limit
+BUSY_ATTEMPTS = 6  # TooManyInvalidationsInProgress: about a minute of botocore's throttling backoff
+INDEX = "index.html"
+# What CloudFront accepts unencoded in a path; "*" is kept for the wildcards folding adds, never from a key.
+SAFE = "/-_.~!$&'()+,;=:@"
+S3_DOMAIN = r"\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?"
+
+
+class CdnError(PublishError):
+    """CloudFront refused or could not be reached; the message names what to do."""
+
+
+@dataclass(frozen=True)
+class Invalidation:
+    distribution: str
+    id: str | None  # None in a dry run
+    paths: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"invalidate  {self.distribution}  {len(self.paths)} paths: {' '.join(self.paths)}"
+
+
+def url_paths(keys: Iterable[str], origin_path: str) -> list[str]:
+    """The URL paths under which these keys are served, for an origin with this OriginPath."""
+    base = origin_path.strip("/")
+    base = base + "/" if base else ""
+    paths: set[str] = set()
+    for key in keys:
+        if not key.startswith(base):
+            continue  # not served by this origin
+        served = key[len(base) :]
+        paths.add("/" + quote(served, safe=SAFE))
+        if served == INDEX or served.endswith("/" + INDEX):
+            paths.add("/" + quote(served[: -len(INDEX)], safe=SAFE))
+    return sorted(paths)
+
+
+def _folders(path: str) -> list[str]:
+    """The folders a path lies in, deepest first (a wildcard: those above its own): what may replace it."""
+    inner = path[:-2] if path.endswith("/*") else path
+    return [inner[: end + 1] for end in range(len(inner) - 1, -1, -1) if inner[end] == "/"]
+
+
+def fold_paths(paths: Sequence[str], budget: int) -> list[str]:
+    """Paths within `budget` and CloudFront's wildcard limit: the deepest shared folders become `folder*`."""
+    current = sorted(set(paths))
+    while len(current) > budget or sum(p.endswith("*") for p in current) > MAX_WILDCARDS:
+        shared = Counter(folder for path in current for folder in _folders(path))
+        candidates = [folder for folder, count in shared.items() if count > 1 and folder != "/"]
+        if not candidates:
+            return ["/*"]
+        chosen = max(candidates, key=lambda folder: (folder.count("/"), shared[folder]))
+        current = sorted({p for p in current if not p.startswith(chosen)} | {chosen + "*"})
+    return current
+
+
+def caller_reference(distribution: str, publish_id: str, paths: Sequence[str]) -> str:
+    """The same for a retried request of one publish, so CloudFront makes one invalidation of it."""
+    digest = hashlib.sha256("\n".join([distribution, publish_id, *paths]).encode()).hexdigest()
+    return f"pelican-s3-publish-{digest[:40]}"
+
+
+def _origin_names_bucket(domain: str, bucket: str) -> bool:
+    return re.fullmatch(re.escape(bucket) + S3_DOMAIN, domain) is not None
+
+
+class CloudFront:
+    """CloudFront, through a client from the same boto3 session as the bucket (profile and all)."""
+
+    def __init__(self, session: Any, bucket: str) -> None:
+        from botocore.config import Config
+
+        self._client = session.client("cloudfront", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+        self._bucket = bucket
+
+    def origin_path(self, distribution: str) -> str:
+        """The OriginPath of the distribution's origin for this bucket: what to take off keys."""
+        config = self._call(
+            distribution, "GetDistributionConfig", lambda: self._client.get_distribution_config(Id=distribution)
+        )
+        origins = config["DistributionConfig"]["Origins"].get("Items", [])
+        for origin in origins:
+            if _origin_names_bucket(origin["DomainName"], self._bucket):
+                return str(origin.get("OriginPath") or "")
+        domains = ", ".join(origin["DomainName"] for origin in origins) or "none"
+        raise SettingsError(
+            f"CloudFront distribution {distribution} has no origin for bucket {self._bucket} (its origins: {domains}): "
+            "fix S3_PUBLISH_CLOUDFRONT_DISTRIBUTION_ID"
+        )
+
+    def invalidate(self, distribution: str, paths: Sequence[str], reference: str) -> str:
+        """One CreateInvalidation; waits out TooManyInvalidationsInProgress with botocore's backoff, within a bound."""
+        from botocore.retries import standard
+
+        batch = {"Paths": {"Quantity": len(paths), "Items": list(paths)}, "CallerReference": reference}
+        backoff = standard.ExponentialBackoff(
+            throttling_detector=standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+        )
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                answer = self._client.create_invalidation(DistributionId=distribution, InvalidationBatch=batch)
+                return str(answer["Invalidation"]["Id"])
+            except self._client.exceptions.TooManyInvalidationsInProgress as busy:
+                if attempt == BUSY_ATTEMPTS:
+                    raise _explain(busy, distribution, "CreateInvalidation") from None
+                # botocore's backoff for throttling: a second at first, doubling.
+                context = standard.RetryContext(attempt, parsed_response={"Error": {"Code": "Throttling"}})
+                time.sleep(backoff.delay_amount(context))
+            except Exception as error:
+                raise _explain(error, distribution, "CreateInvalidation") from None
+        raise AssertionError("unreachable")
+
+    def wait(self, distribution: str, invalidation: str, timeout_s: float, told: Callable[[str], None]) -> None:
+        """Until the invalidation completes, saying its status as it changes; CdnError past `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        said = ""
+        while True:
+            answer = self._call(
+                distribution,
+                "GetInvalidation",
+                lambda: self._client.get_invalidation(DistributionId=distribution, Id=invalidation),
+            )
+            status = str(answer["Invalidation"]["Status"])
+            if status != said:
+                told(f"CloudFront invalidation {invalidation} of {distribution}: {status}")
+                said = status
+            if status == "Completed":
+                return
+            if time.monotonic() > deadline:
+                raise CdnError(
+                    f"CloudFront invalidation {invalidation} of {distribution} is still {status} after "
+                    f"{timeout_s:.0f} s: it goes on; raise S3_PUBLISH_CLOUDFRONT_WAIT_TIMEOUT to wait longer"
+                )
+            time.sleep(5)
+
+    def _call(self, distribution: str, operation: str, request: Callable[[], Any]) -> Any:
+        try:
+            return request()
+        except Exception as error:
+            raise _explain(error, distribution, operation) from None
+
+
+def _explain(error: Exception, distribution: str, operation: str) -> PublishError:
+    """One line: the permission missing, the distribution not found (a setting), or what CloudFront said."""
+    import botocore.exceptions
+
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        message = str(error.response.get("Error", {}).get("Message", "")).rstrip(".")
+        if code in ("AccessDenied", "AccessDeniedException"):
+            return CdnError(
+                f"access denied: give these credentials cloudfront:{operation} on distribution {distribution}"
+            )
+        if code == "NoSuchDistribution":
+            return SettingsError(
+                f"CloudFront has no distribution {distribution}: fix S3_PUBLISH_CLOUDFRONT_DISTRIBUTION_ID"
+            )
+        return CdnError(f"CloudFront refused {operation} on {distribution}: {code} {message}".rstrip())
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return CdnError("no AWS credentials found for CloudFront: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return CdnError(f"cannot reach CloudFront for {distribution} ({error}): check the network")
+    raise error
