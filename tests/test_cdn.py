@@ -182,14 +182,24 @@ def test_a_no_op_publish_makes_no_cloudfront_call(
     assert build.report is not None and build.report["invalidations"] == []
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [((403, "AccessDenied"), "cloudfront:CreateInvalidation"), ("reset", "cannot reach CloudFront")],
+    ids=["denied", "network"],
+)
 def test_a_failed_invalidation_is_kept_and_sent_by_the_next_publish_even_a_no_op(
-    site: Site, bucket: Bucket, moto_server: MotoServer, distribution: tuple[str, proxy_module.Proxy]
+    site: Site,
+    bucket: Bucket,
+    moto_server: MotoServer,
+    distribution: tuple[str, proxy_module.Proxy],
+    fault: proxy_module.Fault,
+    said: str,
 ) -> None:
     env = _cdn_site(site, distribution)
     assert site.build(env=env).returncode == 0
     before = md5_tree(site.output)
     site.article("post-3", "Post three, edited.")
-    distribution[1].fault = lambda method, key: (403, "AccessDenied") if method == "POST" else None
+    distribution[1].fault = lambda method, key: fault if method == "POST" else None
 
     failed = site.build(env=env)
 
@@ -197,7 +207,7 @@ def test_a_failed_invalidation_is_kept_and_sent_by_the_next_publish_even_a_no_op
     lines = [line for line in failed.output.splitlines() if "s3-publish:" in line]
     assert len(lines) == 1 and "Traceback" not in failed.output, failed.output
     assert "published, but CloudFront was not told" in lines[0]
-    assert "cloudfront:CreateInvalidation" in lines[0]
+    assert said in lines[0]
     assert "the next publish sends these paths" in lines[0]
     assert bucket.site_keys() == set(md5_tree(site.output))  # the bucket was published
     changed = _paths_of(_changed(before, md5_tree(site.output)))
