@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import PublishError, SettingsError
 from .etags import normalise
@@ -265,6 +265,15 @@ class Retrier:
             self.count += count
 
 
+class _Refused(Exception):
+    """A request sent outside obstore and boto3 got this error answer."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
 class _Failed(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.operation)
@@ -469,7 +478,8 @@ class S3Bucket:
             self.connect_timeout_s = _connect_timeout(session, settings)
             self._client = _client(session, settings, self.connect_timeout_s)
             self.address = resolve_address(self._client, settings.bucket)
-            if session.get_credentials() is None:
+            self._credentials = session.get_credentials()
+            if self._credentials is None:
                 raise _no_credentials()
         except botocore.exceptions.NoRegionError:
             raise SettingsError(
@@ -518,6 +528,9 @@ class S3Bucket:
             raise _no_credentials() from None
         if isinstance(error, botocore.exceptions.BotoCoreError):
             return Failure(operation, key, network=str(error))
+        if isinstance(error, _Refused):
+            fields = _xml_fields(error.body.decode("utf-8", "replace"))
+            return Failure(operation, key, error.status, fields.get("Code", ""), fields.get("Message", ""))
         return _obstore_failure(error, operation, key)
 
     def list_objects(self, prefix: str) -> dict[str, Listed]:
@@ -605,17 +618,46 @@ class S3Bucket:
         return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
 
     def copy(self, key: str, headers: Headers) -> str:
-        def copy_in_place() -> str:
-            answer = self._client.copy_object(
-                Bucket=self.name,
-                Key=key,
-                CopySource={"Bucket": self.name, "Key": key},
-                MetadataDirective="REPLACE",
-                **to_boto(headers),
-            )
-            return normalise(answer["CopyObjectResult"]["ETag"])
+        if self.address.service != "s3":  # a directory bucket signs with session keys: boto3 knows how
+            return str(self._boto3_call("CopyObject", key, lambda: self._copy_with_boto3(key, headers)))
+        return str(self._call("CopyObject", key, lambda: self._copy_signed(key, headers)))
 
-        return str(self._boto3_call("CopyObject", key, copy_in_place))
+    def _copy_with_boto3(self, key: str, headers: Headers) -> str:
+        answer = self._client.copy_object(
+            Bucket=self.name,
+            Key=key,
+            CopySource={"Bucket": self.name, "Key": key},
+            MetadataDirective="REPLACE",
+            **to_boto(headers),
+        )
+        return normalise(answer["CopyObjectResult"]["ETag"])
+
+    def _copy_signed(self, key: str, headers: Headers) -> str:
+        """CopyObject signed by botocore's SigV4 signer and sent on the client's own HTTP session.
+
+        obstore's copy cannot replace headers, and boto3's client spends about
+        1.7 ms of CPU per call building the request from its model; a header
+        update of a whole site is thousands of them. Our headers are already
+        the request's headers, so this costs a third of that.
+        """
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        copy_headers = {**dict(headers), "x-amz-copy-source": quote(f"/{self.name}/{key}", safe="/~"),
+                        "x-amz-metadata-directive": "REPLACE"}  # fmt: skip
+        request = AWSRequest("PUT", self._object_url(key), headers=copy_headers, data=b"")
+        S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self.address.region).add_auth(request)
+        # The client's own session: botocore's proxies, CA bundle, timeouts and pool.
+        answer = self._client._endpoint.http_session.send(request.prepare())
+        body = bytes(answer.content)
+        if answer.status_code != 200 or b"<Error>" in body:  # S3 may answer 200 and fail in the body
+            raise _Refused(answer.status_code if answer.status_code != 200 else 500, body)
+        etag = re.search(rb"<ETag>([^<]*)</ETag>", body)
+        return normalise(html.unescape(etag[1].decode()) if etag else "")
+
+    def _object_url(self, key: str) -> str:
+        base = self.address.endpoint + ("/" if self.address.virtual_hosted else f"/{self.name}/")
+        return base + quote(key, safe="/~")
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
         refused: dict[str, str] = {}
@@ -661,8 +703,13 @@ def _obstore_failure(error: Exception, operation: str, key: str | None) -> Failu
     status = _STATUS.search(text)
     if status is None:
         return Failure(operation, key, network=_network_cause(text))
-    fields = {name: html.unescape(value) for name, value in _XML_FIELD.findall(text)}
+    fields = _xml_fields(text)
     return Failure(operation, key, int(status[1]), fields.get("Code", ""), fields.get("Message", ""))
+
+
+def _xml_fields(text: str) -> dict[str, str]:
+    """S3's error code and message from its XML answer."""
+    return {name: html.unescape(value) for name, value in _XML_FIELD.findall(text)}
 
 
 def _network_cause(text: str) -> str:
