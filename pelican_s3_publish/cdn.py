@@ -93,7 +93,12 @@ class CloudFront:
     def __init__(self, session: Any, bucket: str) -> None:
         from botocore.config import Config
 
-        self._client = session.client("cloudfront", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+        self._client = session.client(
+            "cloudfront",
+            # A global service: botocore still wants a region to sign for, us-east-1 unless one is configured.
+            region_name=session.region_name or "us-east-1",
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
         self._bucket = bucket
 
     def origin_path(self, distribution: str) -> str:
@@ -147,7 +152,7 @@ class CloudFront:
             if status != said:
                 told(f"CloudFront invalidation {invalidation} of {distribution}: {status}")
                 said = status
-            if status == "Completed":
+            if status.casefold() == "completed":  # "Completed" from CloudFront, "COMPLETED" from moto
                 return
             if time.monotonic() > deadline:
                 raise CdnError(

@@ -97,11 +97,9 @@ def _invalidated(moto_server: MotoServer, distribution_id: str) -> list[list[str
     """The paths of each invalidation the distribution received, oldest first."""
     cloudfront = moto_server.cloudfront()
     listed = cloudfront.list_invalidations(DistributionId=distribution_id)["InvalidationList"].get("Items", [])
-    batches = [
-        cloudfront.get_invalidation(DistributionId=distribution_id, Id=item["Id"])["Invalidation"]["InvalidationBatch"]
-        for item in listed
-    ]
-    return [sorted(b["Paths"].get("Items", [])) for b in reversed(batches)]
+    found = [cloudfront.get_invalidation(DistributionId=distribution_id, Id=i["Id"])["Invalidation"] for i in listed]
+    found.sort(key=lambda invalidation: invalidation["CreateTime"])
+    return [sorted(i["InvalidationBatch"]["Paths"].get("Items", [])) for i in found]
 
 
 def _pending(bucket: Bucket) -> dict[str, list[str]]:
@@ -298,5 +296,5 @@ def test_waiting_says_when_the_invalidation_is_complete(
 
     assert build.returncode == 0, build.output
     invalidation = build.report["invalidations"][0]["id"] if build.report else None
-    assert f"CloudFront invalidation {invalidation} of {distribution[0]}: Completed" in build.output
+    assert f"CloudFront invalidation {invalidation} of {distribution[0]}: COMPLETED" in build.output
     assert [r.method for r in distribution[1].requests if "invalidation/" in r.key] == ["GET"]
