@@ -117,7 +117,11 @@ class Bucket(Protocol):
     """One bucket, as a publish needs it. Keys are whole keys (the prefix included)."""
 
     name: str
-    aws_session: Any  # the boto3 session behind it, for the CDN's credentials; None in memory
+
+    @property
+    def aws_session(self) -> Any:
+        """The boto3 session behind it, for the CDN's credentials; None in memory."""
+        ...
 
     def list_objects(self, prefix: str) -> dict[str, Listed]: ...
 

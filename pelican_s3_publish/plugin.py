@@ -30,12 +30,12 @@ from .settings import Settings, from_pelican, is_requested
 
 if TYPE_CHECKING:
     from .progress import ProgressBar
-    from .remote import BucketRead
+    from .remote import ChildRead
 
 _autoreload_skip_said = False
 _running: list[weakref.ref[Any]] = []  # builds between the start of `run` and `finalized`
 # Bucket reads started when a build began, by its Pelican object.
-_early_reads: weakref.WeakKeyDictionary[Any, tuple[Settings, BucketRead]] = weakref.WeakKeyDictionary()
+_early_reads: weakref.WeakKeyDictionary[Any, tuple[Settings, ChildRead]] = weakref.WeakKeyDictionary()
 
 
 def _frames() -> list[FrameType]:
@@ -105,9 +105,9 @@ def on_initialized(pelican_obj: Any) -> None:
         return
     try:
         settings = from_pelican(settings_dict)
-        from .publish import start_read
+        from .publish import start_read_in_child
 
-        _early_reads[pelican_obj] = settings, start_read(settings)
+        _early_reads[pelican_obj] = settings, start_read_in_child(settings)
     except PublishError as error:
         _fail(error, autoreload=False)
 
@@ -130,7 +130,9 @@ def on_finalized(pelican_obj: Any) -> None:
         settings = from_pelican(settings_dict)
         from .publish import publish
 
-        remote = early_read if settings == early_settings else None  # settings changed meanwhile: read anew
+        remote = early_read if settings == early_settings else None
+        if early_read is not None and remote is None:  # the settings changed meanwhile: read anew
+            early_read.cancel()
         with _progress_bar() as bar:
             report = publish(settings, os.path.abspath(pelican_obj.output_path), remote, bar)
     except PublishError as error:

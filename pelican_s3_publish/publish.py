@@ -18,7 +18,7 @@ from .headers import Headers, desired
 from .local import LocalFile, identify, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
 from .plan import Plan, adoptable, make_plan, md5_on_record, records_after
-from .remote import BucketRead, ensure_unchanged, head_headers, write_manifest
+from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
 from .transfer import Outcome, Tally, Target, delete, send
@@ -35,15 +35,23 @@ def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
     return headers_of
 
 
-def start_read(settings: Settings) -> BucketRead:
-    """Resolve the bucket and read it in a thread, beside whatever the caller does next."""
-
+def _bucket_maker(settings: Settings) -> Callable[[], Bucket]:
     def make_bucket() -> Bucket:
         from .bucket import S3Bucket
 
         return S3Bucket(settings)
 
-    return BucketRead(make_bucket, settings.prefix)
+    return make_bucket
+
+
+def start_read(settings: Settings) -> ThreadRead:
+    """Resolve the bucket and read it in a thread, beside whatever the caller does next."""
+    return ThreadRead(_bucket_maker(settings), settings.prefix)
+
+
+def start_read_in_child(settings: Settings) -> ChildRead:
+    """Resolve and read the bucket in a child process, beside a build that holds the interpreter lock."""
+    return ChildRead(settings, _bucket_maker(settings))
 
 
 def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> tuple[Bucket, Plan, RemoteState]:

@@ -1,20 +1,30 @@
 """Reading and writing the bucket's state through a `Bucket`: the listing, the manifest.
 
-The read starts early, in a thread, so its round trips overlap with hashing
-the site (or with the build): obstore releases the interpreter lock while it
-waits, and the listing is parsed in Rust.
+The read starts early, so its round trips overlap with other work: in a
+thread beside the command line's hashing (obstore waits and parses the
+listing without the interpreter lock), in a child process beside a Pelican
+build (botocore's resolution is Python, and would take turns with the build).
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import pickle
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
-from .bucket import Bucket, Write, WriteConflict
-from .errors import PublishError
+from .bucket import PLAIN, Bucket, Head, Write, WriteConflict
+from .errors import PublishError, SettingsError
 from .headers import Headers
-from .manifest import MANIFEST_NAME, Manifest, RemoteState, decode_manifest, encode_manifest
+from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, decode_manifest, encode_manifest
+from .settings import Settings
 
 MANIFEST_HEADERS: Headers = (("cache-control", "no-store"), ("content-type", "application/gzip"))
 
@@ -91,8 +101,18 @@ def head_headers(bucket: Bucket, prefix: str, relpaths: Iterable[str], workers: 
         return dict(pool.map(headers_of, relpaths))
 
 
-class BucketRead:
-    """The bucket made and read in a daemon thread: a publish that fails first does not wait for it."""
+class BucketRead(Protocol):
+    def result(self) -> tuple[Bucket, RemoteState]:
+        """The bucket, resolved once for the whole publish, and what it held."""
+        ...
+
+
+class ThreadRead:
+    """The bucket made and read in a daemon thread: a publish that fails first does not wait for it.
+
+    For the command line, whose main thread meanwhile only hashes (hashlib
+    and file reads release the interpreter lock).
+    """
 
     def __init__(self, make_bucket: Callable[[], Bucket], prefix: str) -> None:
         self._answer: Future[tuple[Bucket, RemoteState]] = Future()
@@ -106,5 +126,104 @@ class BucketRead:
             self._answer.set_exception(error)
 
     def result(self) -> tuple[Bucket, RemoteState]:
-        """The bucket, resolved once for the whole publish, and what it held."""
         return self._answer.result()
+
+
+class ChildRead:
+    """The bucket resolved and read in a child process, started when a Pelican build begins.
+
+    In a thread, botocore's resolution (0.2 s of Python) fights the build for
+    the interpreter lock and added a second to a 10 s build; in a child it
+    runs on the other core. The parent makes its own bucket only if it has
+    something to write: a no-op never does. If the build fails, nobody waits.
+    """
+
+    def __init__(self, settings: Settings, make_bucket: Callable[[], Bucket]) -> None:
+        self._make_bucket = make_bucket
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+        encoded = base64.b64encode(pickle.dumps(settings)).decode()
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()", encoded],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=path),
+        )
+
+    def result(self) -> tuple[Bucket, RemoteState]:
+        answer, problem = self._child.communicate()
+        if self._child.returncode != 0:
+            raise RuntimeError(f"reading the bucket failed in the child process:\n{problem.decode()}")
+        kind, value, retries = pickle.loads(answer)
+        if kind == "error":
+            exit_code, message = value
+            raise SettingsError(message) if exit_code == SettingsError.exit_code else PublishError(message)
+        return LateBucket(self._make_bucket, value.name, retries), value.state
+
+    def cancel(self) -> None:
+        """For a read whose settings changed before the publish: stop it and reap it."""
+        self._child.kill()
+        self._child.communicate()
+
+
+@dataclass(frozen=True)
+class _ChildAnswer:
+    name: str
+    state: RemoteState
+
+
+def answer_parent() -> None:
+    """The child's side of ChildRead: settings in as an argument, the state (or the error) out on stdout."""
+    from .bucket import S3Bucket
+
+    settings = pickle.loads(base64.b64decode(sys.argv[1]))
+    answer: tuple[str, object, int]
+    try:
+        bucket = S3Bucket(settings)
+        answer = ("state", _ChildAnswer(bucket.name, fetch(bucket, settings.prefix)), bucket.retries)
+    except PublishError as error:
+        answer = ("error", (error.exit_code, str(error)), 0)
+    sys.stdout.buffer.write(pickle.dumps(answer))
+
+
+class LateBucket:
+    """A bucket made on first use, after a read done elsewhere; its retries count the read's too."""
+
+    def __init__(self, make_bucket: Callable[[], Bucket], name: str, read_retries: int) -> None:
+        self._make_bucket = make_bucket
+        self._made: Bucket | None = None
+        self._read_retries = read_retries
+        self.name = name
+
+    @property
+    def _bucket(self) -> Bucket:
+        if self._made is None:
+            self._made = self._make_bucket()
+        return self._made
+
+    @property
+    def aws_session(self) -> Any:
+        return self._bucket.aws_session
+
+    @property
+    def retries(self) -> int:
+        return self._read_retries + (self._made.retries if self._made is not None else 0)
+
+    def list_objects(self, prefix: str) -> dict[str, Listed]:
+        return self._bucket.list_objects(prefix)
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        return self._bucket.get(key)
+
+    def head(self, key: str) -> Head | None:
+        return self._bucket.head(key)
+
+    def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
+        return self._bucket.put(key, body, headers, how)
+
+    def copy(self, key: str, headers: Headers) -> str:
+        return self._bucket.copy(key, headers)
+
+    def delete(self, keys: Sequence[str]) -> dict[str, str]:
+        return self._bucket.delete(keys)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devtools import proxy as proxy_module
-from pelican_s3_publish.cdn import MAX_WILDCARDS, fold_paths, url_paths
+from pelican_s3_publish.cdn import MAX_WILDCARDS, _origin_names_bucket, fold_paths, url_paths
 from tests.conftest import Bucket, MotoServer, Site, md5_tree
 
 MANIFEST = ".s3-publish-manifest.json.gz"
@@ -298,3 +298,33 @@ def test_waiting_says_when_the_invalidation_is_complete(
     invalidation = build.report["invalidations"][0]["id"] if build.report else None
     assert f"CloudFront invalidation {invalidation} of {distribution[0]}: COMPLETED" in build.output
     assert [r.method for r in distribution[1].requests if "invalidation/" in r.key] == ["GET"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "names_it"),
+    [
+        ("site.s3.amazonaws.com", True),
+        ("site.s3.eu-west-1.amazonaws.com", True),
+        ("site.s3-website-us-east-1.amazonaws.com", True),
+        ("site.s3-website.eu-central-1.amazonaws.com", True),
+        ("site.s3.dualstack.ap-south-1.amazonaws.com", True),
+        ("other-site.s3.amazonaws.com", False),
+        ("site.example.org", False),
+    ],
+)
+def test_the_origin_for_the_bucket_is_found_by_its_domain(domain: str, names_it: bool) -> None:
+    assert _origin_names_bucket(domain, "site") is names_it
+
+
+def test_a_distribution_without_an_origin_for_the_bucket_is_one_line(
+    site: Site, bucket: Bucket, moto_server: MotoServer
+) -> None:
+    cloudfront = moto_server.cloudfront()
+    elsewhere = cloudfront.create_distribution(DistributionConfig=_config("another-bucket", ""))["Distribution"]
+    site.settings["S3_PUBLISH_CLOUDFRONT_DISTRIBUTION_ID"] = elsewhere["Id"]
+
+    build = site.build(env=dict(os.environ, AWS_ENDPOINT_URL_CLOUDFRONT=moto_server.endpoint_url, COLUMNS="400"))
+
+    assert build.returncode == 2
+    assert f"has no origin for bucket {bucket.name}" in build.output
+    assert bucket.all_keys() == set()

@@ -16,7 +16,7 @@ from pelican_s3_publish.bucket import MemoryBucket
 from pelican_s3_publish.errors import PublishError
 from pelican_s3_publish.manifest import MANIFEST_NAME
 from pelican_s3_publish.publish import publish
-from pelican_s3_publish.remote import BucketRead, ConcurrentPublishError
+from pelican_s3_publish.remote import ConcurrentPublishError, ThreadRead
 from pelican_s3_publish.settings import Settings
 
 
@@ -30,7 +30,7 @@ def _site(root: Path) -> Path:
 
 def _publish(bucket: MemoryBucket, root: Path, **settings: object) -> list[str]:
     chosen = Settings(bucket=bucket.name, **settings)  # type: ignore[arg-type]
-    report = publish(chosen, root, BucketRead(lambda: bucket, chosen.prefix))
+    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix))
     return [item.key for item in report.uploaded]
 
 
@@ -87,7 +87,7 @@ def test_another_publisher_s_manifest_stops_the_deletes(tmp_path: Path) -> None:
     (root / "post.html").unlink()
     theirs = b"someone else's manifest"
 
-    class Racing(BucketRead):
+    class Racing(ThreadRead):
         def result(self):  # type: ignore[no-untyped-def]
             answer = super().result()
             bucket.objects[MANIFEST_NAME].body = theirs
@@ -108,7 +108,7 @@ def test_progress_counts_every_file_and_byte(tmp_path: Path) -> None:
     publish(
         Settings(bucket="memory"),
         root,
-        BucketRead(lambda: bucket, ""),
+        ThreadRead(lambda: bucket, ""),
         lambda tally: seen.append((tally.files, tally.total_files, tally.bytes, tally.total_bytes)),
     )
 
