@@ -219,7 +219,7 @@ class _Response:
 class Retrier:
     """botocore's standard retry mode (which failures, how long to wait, a shared quota), counted."""
 
-    def __init__(self, operation_models: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, operation_models: Callable[[str], Any]) -> None:
         from botocore.exceptions import ConnectionError as BotocoreConnectionError
         from botocore.retries import quota, standard
 
@@ -248,7 +248,7 @@ class Retrier:
                 failure = failure_of(error)
                 context = RetryContext(
                     attempt,
-                    operation_model=self._models(operation) if self._models else None,
+                    operation_model=self._models(operation),
                     parsed_response={"Error": {"Code": failure.code}} if failure.code else None,
                     http_response=_Response(failure.status, {}) if failure.status else None,
                     caught_exception=self._no_answer(error=error) if failure.status is None else None,
@@ -533,8 +533,7 @@ class S3Bucket:
         if isinstance(error, botocore.exceptions.BotoCoreError):
             return Failure(operation, key, network=str(error))
         if isinstance(error, _Refused):
-            fields = _xml_fields(error.body.decode("utf-8", "replace"))
-            return Failure(operation, key, error.status, fields.get("Code", ""), fields.get("Message", ""))
+            return _answered(operation, key, error.status, error.body.decode("utf-8", "replace"))
         return _obstore_failure(error, operation, key)
 
     def list_objects(self, prefix: str) -> dict[str, Listed]:
@@ -707,13 +706,13 @@ def _obstore_failure(error: Exception, operation: str, key: str | None) -> Failu
     status = _STATUS.search(text)
     if status is None:
         return Failure(operation, key, network=_network_cause(text))
-    fields = _xml_fields(text)
-    return Failure(operation, key, int(status[1]), fields.get("Code", ""), fields.get("Message", ""))
+    return _answered(operation, key, int(status[1]), text)
 
 
-def _xml_fields(text: str) -> dict[str, str]:
-    """S3's error code and message from its XML answer."""
-    return {name: html.unescape(value) for name, value in _XML_FIELD.findall(text)}
+def _answered(operation: str, key: str | None, status: int, answer: str) -> Failure:
+    """A failure with an answer: its status, and S3's code and message from the XML in it."""
+    fields = {name: html.unescape(value) for name, value in _XML_FIELD.findall(answer)}
+    return Failure(operation, key, status, fields.get("Code", ""), fields.get("Message", ""))
 
 
 def _network_cause(text: str) -> str:

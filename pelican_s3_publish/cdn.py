@@ -124,19 +124,20 @@ class CloudFront:
         backoff = standard.ExponentialBackoff(
             throttling_detector=standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
         )
-        for attempt in range(1, BUSY_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             try:
                 answer = self._client.create_invalidation(DistributionId=distribution, InvalidationBatch=batch)
                 return str(answer["Invalidation"]["Id"])
             except self._client.exceptions.TooManyInvalidationsInProgress as busy:
                 if attempt == BUSY_ATTEMPTS:
                     raise _explain(busy, distribution, "CreateInvalidation") from None
-                # botocore's backoff for throttling: a second at first, doubling.
-                context = standard.RetryContext(attempt, parsed_response={"Error": {"Code": "Throttling"}})
-                time.sleep(backoff.delay_amount(context))
             except Exception as error:
                 raise _explain(error, distribution, "CreateInvalidation") from None
-        raise AssertionError("unreachable")
+            # botocore's backoff for throttling: a second at first, doubling.
+            context = standard.RetryContext(attempt, parsed_response={"Error": {"Code": "Throttling"}})
+            time.sleep(backoff.delay_amount(context))
+            attempt += 1
 
     def wait(self, distribution: str, invalidation: str, timeout_s: float, told: Callable[[str], None]) -> None:
         """Until the invalidation completes, saying its status as it changes; CdnError past `timeout_s`."""

@@ -8,7 +8,6 @@ sizes they use.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 
@@ -17,11 +16,6 @@ MIB = 1024 * 1024
 COMMON_PART_SIZES_MIB = (8, 5, 15, 16, 10, 25, 32, 50, 64, 100, 128, 256, 512)
 MAX_CANDIDATES = 24
 READ_BLOCK = MIB
-
-
-def content_md5(data: bytes) -> str:
-    """The Content-MD5 header for these bytes: the server refuses them if they change on the way."""
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 def normalise(etag: str) -> str:

@@ -116,6 +116,8 @@ def md5_on_record(records: dict[str, Record]) -> Callable[[Found], str | None]:
 def adoptable(files: Iterable[LocalFile], state: RemoteState, workers: int) -> list[str]:
     """Unrecorded objects whose ETag shows they already hold the local bytes: adopted, not sent again."""
     candidates = to_inspect(files, state)
+    if not candidates:  # the usual case, once a manifest vouches for everything: no pool to start
+        return []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         same = pool.map(
             lambda f: etags.matches_content(f.path, f.size, f.md5, state.listing[f.relpath].etag), candidates

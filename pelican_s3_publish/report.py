@@ -55,11 +55,11 @@ class Report:
         )
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         paths = sum(len(i.paths) for i in self.invalidations)
-        told = f"; CloudFront: {paths} paths" if self.invalidations else ""
         if self.dry_run:
+            told = f"; CloudFront: {paths} paths" if self.invalidations else ""
             return f"dry run for {where}: would send {counts}{told}; nothing was written"
-        sent = f"{size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
-        return f"published to {where}: {counts}{told + ' invalidated' if told else ''}; {sent}"
+        told = f"; CloudFront: {paths} paths invalidated" if self.invalidations else ""
+        return f"published to {where}: {counts}{told}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
 
 
 def size_text(count: int) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import cdn
 from .errors import SettingsError
 from .headers import HeaderRule, check_rule
 
@@ -65,7 +66,6 @@ DEFAULT_TIMEOUT_S = 60
 # 30 paths a publish: a blog publishing every day of a 31-day month stays within
 # CloudFront's 1,000 free paths (a wildcard counts as one).
 DEFAULT_CLOUDFRONT_MAX_PATHS = 30
-MAX_CLOUDFRONT_PATHS = 3000  # CloudFront's limit on paths in progress per distribution
 
 Delete = Literal[True, False, "all"]
 
@@ -250,7 +250,7 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "CONTENT_TYPES": ("content_types", _content_types),
     "HEADERS": ("headers", _header_rules),
     "CLOUDFRONT_DISTRIBUTION_ID": ("cloudfront_distributions", _distributions),
-    "CLOUDFRONT_MAX_PATHS": ("cloudfront_max_paths", lambda n, v: _whole(n, v, 1, MAX_CLOUDFRONT_PATHS)),
+    "CLOUDFRONT_MAX_PATHS": ("cloudfront_max_paths", lambda n, v: _whole(n, v, 1, cdn.MAX_PATHS)),
     "CLOUDFRONT_WAIT": ("cloudfront_wait", _bool),
     "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
 }
