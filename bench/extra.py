@@ -79,7 +79,7 @@ def uploads(builds: sites.Builds, server: seaweed.SeaweedServer, rtt_ms: int, wo
     recorder = proxy_module.Proxy(server.endpoint_url, latency_s=rtt_ms / 1000).start()
     timings = {}
     try:
-        for workers in (1, 32):
+        for workers in (1, 64):
             bucket = f"seed-upload-{workers}"
             s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
             argv = _publish_cli(builds.first, builds.root, recorder.url, bucket, f"S3_PUBLISH_WORKERS={workers}")

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class Found(NamedTuple):
     head: bytes  # first bytes, kept only where they decide the Content-Type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     relpath: str
     path: str
@@ -73,7 +74,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str, int]]:
     """(relpath, path, size) of each regular file, following links that stay inside."""
     for entry in _entries(directory):
-        relpath = under + entry.name
+        relpath = sys.intern(under + entry.name)  # the manifest and the listing name it too: one string for all
         if entry.is_symlink():
             yield from _follow_link(root, entry, seen, relpath)
         elif entry.is_file():
@@ -183,15 +184,13 @@ def scan(
         return [item for batch in pool.map(_fingerprint_batch, _batches(found)) for item in batch]
 
 
-def identify(found: list[Found], recorded_md5: Callable[[Found], str | None], workers: int = 8) -> list[LocalFile]:
-    """Each file with its MD5: `recorded_md5` answers for the bytes the manifest vouches for."""
-    known = [recorded_md5(item) for item in found]
-    unknown = [item for item, md5 in zip(found, known, strict=True) if md5 is None]
+def identify(found: list[Found], on_record: Callable[[Found], LocalFile | None], workers: int = 8) -> list[LocalFile]:
+    """Each file with its MD5: `on_record` answers for the bytes the manifest vouches for."""
+    known = [on_record(item) for item in found]
+    unknown = [item for item, file in zip(found, known, strict=True) if file is None]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         computed = iter([md5 for batch in pool.map(_md5_batch, _batches(unknown)) for md5 in batch])
     return [
-        LocalFile(
-            item.relpath, item.path, item.size, md5 if md5 is not None else next(computed), item.sha256, item.head
-        )
-        for item, md5 in zip(found, known, strict=True)
+        file or LocalFile(item.relpath, item.path, item.size, next(computed), item.sha256, item.head)
+        for item, file in zip(found, known, strict=True)
     ]

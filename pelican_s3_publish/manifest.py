@@ -10,18 +10,22 @@ Pure: how it is fetched and written is `remote`'s business.
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .headers import Headers
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
-MANIFEST_VERSION = 3  # 3 added pending CDN paths, 2 each object's SHA-256; 1 and 2 are still read
-READABLE_VERSIONS = (1, 2, 3)
+MANIFEST_VERSION = 4  # 4 made it JSON lines, 3 added pending CDN paths, 2 each object's SHA-256; all are read
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """What the plugin knows it put at a key."""
 
@@ -32,10 +36,20 @@ class Record:
     sha256: str = ""  # of the bytes; empty in a manifest written before it was kept
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listed:
     size: int
     etag: str
+
+
+class Stored(Protocol):
+    """What the listing says of an object: a `Listed`, or the `Record` it matches exactly."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def etag(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -48,38 +62,72 @@ class Manifest:
 
 @dataclass(frozen=True)
 class RemoteState:
-    listing: dict[str, Listed]  # by path relative to the prefix, the manifest left out
+    listing: Mapping[str, Stored]  # by path relative to the prefix, the manifest left out
     manifest: Manifest
 
 
+def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, Record]) -> dict[str, Stored]:
+    """The listing under the prefix, by relative path, the manifest left out.
+
+    An object listed just as its record says is stood for by the record, key
+    and all: a large site then holds one copy of each, not two. Takes `listed` apart.
+    """
+    listing: dict[str, Stored] = {}
+    for relpath, record in records.items():
+        entry = listed.pop(prefix + relpath, None)
+        if entry is not None:
+            listing[relpath] = record if (entry.size, entry.etag) == (record.size, record.etag) else entry
+    for key, entry in listed.items():
+        listing[sys.intern(key[len(prefix) :])] = entry
+    listing.pop(MANIFEST_NAME, None)
+    return listing
+
+
 def encode_manifest(records: dict[str, Record], pending: dict[str, tuple[str, ...]] | None = None) -> bytes:
-    """Compact: each distinct header set is stored once and referred to by index."""
+    """JSON lines: a head (each distinct header set once), then one line per object referring to its set.
+
+    Lines, not one document, so a 100,000-object manifest is read a line at a
+    time instead of being parsed whole beside the records made from it.
+    """
     header_sets: dict[Headers, int] = {}
-    objects = {}
+    rows = []
     for relpath in sorted(records):
         record = records[relpath]
         index = header_sets.setdefault(record.headers, len(header_sets))
-        objects[relpath] = [record.md5, record.size, record.etag, index, record.sha256]
-    document = {
+        rows.append(_line([relpath, record.md5, record.size, record.etag, index, record.sha256]))
+    head = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
         "header_sets": [dict(headers) for headers in header_sets],
-        "objects": objects,
         "pending_invalidations": {distribution: list(paths) for distribution, paths in sorted((pending or {}).items())},
     }
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+    return gzip.compress("".join([_line(head), *rows]).encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def _line(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
     """Raises ValueError (or a decoding error) for anything that is not a manifest this version reads."""
-    document = json.loads(gzip.decompress(body))
-    if document.get("format") != MANIFEST_FORMAT or document.get("version") not in READABLE_VERSIONS:
-        raise ValueError("not a manifest this version can read")
-    header_sets = [tuple(sorted(h.items())) for h in document["header_sets"]]
-    records = {  # a version 1 row has no SHA-256: the record's is then empty
-        relpath: Record(md5, size, etag_, header_sets[index], *sha256)
-        for relpath, (md5, size, etag_, index, *sha256) in document["objects"].items()
-    }
-    pending = {distribution: tuple(paths) for distribution, paths in document.get("pending_invalidations", {}).items()}
+    with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
+        head = json.loads(lines.readline())
+        if head.get("format") != MANIFEST_FORMAT or head.get("version") not in READABLE_VERSIONS:
+            raise ValueError("not a manifest this version can read")
+        header_sets = [tuple(sorted(h.items())) for h in head["header_sets"]]
+        records = dict(_record(row, header_sets) for row in _rows(head, lines))
+    pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
     return Manifest(records, etag, pending)
+
+
+def _rows(head: dict[str, Any], lines: Iterable[bytes]) -> Iterator[list[Any]]:
+    """Versions 1 to 3 were one document; from 4 each object is a line of its own."""
+    if "objects" in head:
+        return ([relpath, *row] for relpath, row in head["objects"].items())
+    return map(json.loads, lines)
+
+
+def _record(row: list[Any], header_sets: list[Headers]) -> tuple[str, Record]:
+    """A version 1 row has no SHA-256: the record's is then empty. A plain ETag is the MD5: one string for both."""
+    relpath, md5, size, etag, index, *sha256 = row
+    return sys.intern(relpath), Record(md5, size, md5 if etag == md5 else etag, header_sets[index], *sha256)

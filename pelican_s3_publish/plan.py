@@ -103,14 +103,19 @@ def to_inspect(files: Iterable[LocalFile], state: RemoteState) -> list[LocalFile
     ]
 
 
-def md5_on_record(records: dict[str, Record]) -> Callable[[Found], str | None]:
-    """A record's MD5 holds for a file whose bytes have the SHA-256 recorded beside it."""
+def on_record(records: dict[str, Record]) -> Callable[[Found], LocalFile | None]:
+    """A record's MD5 holds for a file whose bytes have the SHA-256 recorded beside it.
 
-    def md5_of(found: Found) -> str | None:
+    The file is then made of the record's own strings, not copies of them.
+    """
+
+    def known(found: Found) -> LocalFile | None:
         record = records.get(found.relpath)
-        return record.md5 if record and record.sha256 == found.sha256 and record.size == found.size else None
+        if record is None or record.sha256 != found.sha256 or record.size != found.size:
+            return None
+        return LocalFile(found.relpath, found.path, found.size, record.md5, record.sha256, found.head)
 
-    return md5_of
+    return known
 
 
 def adoptable(files: Iterable[LocalFile], state: RemoteState, workers: int) -> list[str]:

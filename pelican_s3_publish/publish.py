@@ -17,7 +17,7 @@ from .errors import PublishError
 from .headers import Headers, desired
 from .local import LocalFile, identify, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
-from .plan import Plan, adoptable, make_plan, md5_on_record, records_after
+from .plan import Plan, adoptable, make_plan, on_record, records_after
 from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
@@ -54,13 +54,20 @@ def start_read_in_child(settings: Settings) -> ChildRead:
     return ChildRead(settings, _bucket_maker(settings))
 
 
-def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> tuple[Bucket, Plan, RemoteState]:
-    """Everything that reads; nothing here writes to the bucket."""
+def _local_and_remote(
+    settings: Settings, output_dir: str | Path, remote: BucketRead
+) -> tuple[Bucket, RemoteState, list[LocalFile]]:
+    """The files hashed while the bucket is read; the scan's own list is let go before planning."""
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
     found = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
     bucket, state = remote.result()
-    files = identify(found, md5_on_record(state.manifest.records), hashers)
+    return bucket, state, identify(found, on_record(state.manifest.records), hashers)
+
+
+def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> tuple[Bucket, Plan, RemoteState]:
+    """Everything that reads; nothing here writes to the bucket."""
+    bucket, state, files = _local_and_remote(settings, output_dir, remote)
     adopted = adoptable(files, state, settings.workers)
     log.debug("%d objects not on record hold the local bytes", len(adopted))
     verified = head_headers(bucket, settings.prefix, adopted, settings.workers) if adopted else {}

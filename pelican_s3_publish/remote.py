@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .bucket import PLAIN, Bucket, Head, Write, WriteConflict
 from .errors import PublishError, SettingsError
 from .headers import Headers
-from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, decode_manifest, encode_manifest
+from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, checked_listing, decode_manifest, encode_manifest
 from .settings import Settings
 
 MANIFEST_HEADERS: Headers = (("cache-control", "no-store"), ("content-type", "application/gzip"))
@@ -57,10 +57,8 @@ def fetch(bucket: Bucket, prefix: str) -> RemoteState:
     with ThreadPoolExecutor(max_workers=2) as pool:
         manifest = pool.submit(read_manifest, bucket, prefix)
         listed = pool.submit(bucket.list_objects, prefix)
-        listing = {
-            key[len(prefix) :]: entry for key, entry in listed.result().items() if key[len(prefix) :] != MANIFEST_NAME
-        }
-        return RemoteState(listing, manifest.result())
+        read = manifest.result()
+        return RemoteState(checked_listing(listed.result(), prefix, read.records), read)
 
 
 def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manifest, retry: bool = True) -> Manifest:

@@ -85,7 +85,7 @@ class Settings:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     delete: Delete = True
     max_deletes: int | None = 1000
-    workers: int = 32
+    workers: int = 64
     acl: str | None = None
     sse: str | None = None
     sse_kms_key_id: str | None = None

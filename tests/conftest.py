@@ -3,6 +3,7 @@ a recording proxy in front of it, and real Pelican builds in subprocesses."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import itertools
 import json
@@ -116,6 +117,12 @@ def bucket(s3_server: seaweed.SeaweedServer) -> Iterator[Bucket]:
     recorder = proxy_module.Proxy(s3_server.endpoint_url).start()
     yield Bucket(name, client, recorder.url, recorder)
     recorder.stop()
+
+
+def stored_manifest(body: bytes) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The manifest as any reader finds it: gzip'd JSON lines, a head, then one row per object."""
+    head, *rows = (json.loads(line) for line in gzip.decompress(body).splitlines())
+    return head, {row[0]: row[1:] for row in rows}
 
 
 def md5_tree(root: Path) -> dict[str, str]:

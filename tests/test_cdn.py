@@ -6,8 +6,6 @@ CloudFront is moto in server mode, reached as botocore reaches any endpoint
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ import pytest
 
 from devtools import proxy as proxy_module
 from pelican_s3_publish.cdn import MAX_WILDCARDS, _origin_names_bucket, fold_paths, url_paths
-from tests.conftest import Bucket, MotoServer, Site, md5_tree
+from tests.conftest import Bucket, MotoServer, Site, md5_tree, stored_manifest
 
 MANIFEST = ".s3-publish-manifest.json.gz"
 
@@ -103,7 +101,7 @@ def _invalidated(moto_server: MotoServer, distribution_id: str) -> list[list[str
 
 
 def _pending(bucket: Bucket) -> dict[str, list[str]]:
-    return dict(json.loads(gzip.decompress(bucket.body(MANIFEST)))["pending_invalidations"])
+    return dict(stored_manifest(bucket.body(MANIFEST))[0]["pending_invalidations"])
 
 
 def _changed(before: dict[str, str], after: dict[str, str]) -> set[str]:

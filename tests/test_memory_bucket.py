@@ -5,8 +5,6 @@ SeaweedFS stays for every wire, fault and end-to-end test; these run in millisec
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from pelican_s3_publish.manifest import MANIFEST_NAME
 from pelican_s3_publish.publish import publish
 from pelican_s3_publish.remote import ConcurrentPublishError, ThreadRead
 from pelican_s3_publish.settings import Settings
+from tests.conftest import stored_manifest
 
 
 def _site(root: Path) -> Path:
@@ -35,7 +34,7 @@ def _publish(bucket: MemoryBucket, root: Path, **settings: object) -> list[str]:
 
 
 def _manifest(bucket: MemoryBucket, prefix: str = "") -> dict[str, object]:
-    return dict(json.loads(gzip.decompress(bucket.objects[prefix + MANIFEST_NAME].body))["objects"])
+    return dict(stored_manifest(bucket.objects[prefix + MANIFEST_NAME].body)[1])
 
 
 def test_a_first_publish_sends_assets_before_pages_and_records_them_last(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import select
 import subprocess
@@ -17,13 +15,13 @@ import pytest
 
 from devtools import proxy as proxy_module
 from devtools import seaweed
-from tests.conftest import Bucket, Site, md5_tree
+from tests.conftest import Bucket, Site, md5_tree, stored_manifest
 
 MANIFEST = ".s3-publish-manifest.json.gz"
 
 
 def _manifest(bucket: Bucket) -> dict[str, list[object]]:
-    return dict(json.loads(gzip.decompress(bucket.body(MANIFEST)))["objects"])
+    return stored_manifest(bucket.body(MANIFEST))[1]
 
 
 def test_failed_upload_is_not_recorded_and_deletes_do_not_run(site: Site, bucket: Bucket) -> None:

@@ -14,8 +14,16 @@ from pelican_s3_publish import etags
 from pelican_s3_publish.errors import RefusedError, SettingsError
 from pelican_s3_publish.globs import matches
 from pelican_s3_publish.local import LocalFile, identify, scan
-from pelican_s3_publish.manifest import Listed, Manifest, Record, RemoteState, decode_manifest, encode_manifest
-from pelican_s3_publish.plan import make_plan
+from pelican_s3_publish.manifest import (
+    Listed,
+    Manifest,
+    Record,
+    RemoteState,
+    checked_listing,
+    decode_manifest,
+    encode_manifest,
+)
+from pelican_s3_publish.plan import make_plan, on_record
 from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, from_pelican
 
 HTML = (("content-type", "text/html; charset=utf-8"),)
@@ -73,11 +81,12 @@ def test_scan_hashes_large_files_by_streaming(tmp_path: Path) -> None:
 def test_identify_takes_the_recorded_md5_only_for_the_bytes_recorded(tmp_path: Path) -> None:
     (tmp_path / "same.html").write_bytes(b"same")
     (tmp_path / "edited.html").write_bytes(b"edited")
-    recorded = {"same.html": hashlib.sha256(b"same").hexdigest(), "edited.html": hashlib.sha256(b"before").hexdigest()}
+    recorded = {
+        "same.html": Record("md5-on-record", 4, "md5-on-record", HTML, hashlib.sha256(b"same").hexdigest()),
+        "edited.html": Record("md5-before", 6, "md5-before", HTML, hashlib.sha256(b"before").hexdigest()),
+    }
 
-    files = identify(
-        scan(tmp_path, ()), lambda found: "md5-on-record" if recorded[found.relpath] == found.sha256 else None
-    )
+    files = identify(scan(tmp_path, ()), on_record(recorded))
 
     assert {f.relpath: f.md5 for f in files} == {
         "edited.html": hashlib.md5(b"edited").hexdigest(),
@@ -202,3 +211,37 @@ def test_the_command_line_reads_settings_as_pelican_does(tmp_path: Path) -> None
     assert ours["OUTPUT_PATH"] == str(tmp_path / "public")
     assert from_pelican(ours) == from_pelican(theirs)
     assert from_pelican(ours).dry_run and from_pelican(ours).prefix == "www/"
+
+
+def test_a_version_3_manifest_reads_and_is_rewritten_as_lines() -> None:
+    document = {
+        "format": "pelican-s3-publish manifest",
+        "version": 3,
+        "header_sets": [dict(HTML)],
+        "objects": {"index.html": ["c" * 32, 5, "c" * 32, 0, "d" * 64]},
+        "pending_invalidations": {"E1": ["/index.html"]},
+    }
+
+    manifest = decode_manifest(gzip.compress(json.dumps(document).encode()), "m")
+    lines = gzip.decompress(encode_manifest(manifest.records, manifest.pending)).decode().splitlines()
+
+    assert manifest.records == {"index.html": Record("c" * 32, 5, "c" * 32, HTML, "d" * 64)}
+    assert manifest.pending == {"E1": ("/index.html",)}
+    assert json.loads(lines[0])["version"] == 4
+    assert [json.loads(line) for line in lines[1:]] == [["index.html", "c" * 32, 5, "c" * 32, 0, "d" * 64]]
+
+
+def test_the_listing_keeps_one_copy_of_what_the_manifest_describes() -> None:
+    same = Record("a" * 32, 3, "a" * 32, HTML, "")
+    moved = Record("b" * 32, 3, "b" * 32, HTML, "")
+    listed = {
+        "blog/same.html": Listed(3, "a" * 32),
+        "blog/moved.html": Listed(4, "c" * 32),
+        "blog/foreign.txt": Listed(1, "f" * 32),
+        "blog/.s3-publish-manifest.json.gz": Listed(9, "m"),
+    }
+
+    listing = checked_listing(listed, "blog/", {"same.html": same, "moved.html": moved, "gone.html": same})
+
+    assert listing == {"same.html": same, "moved.html": Listed(4, "c" * 32), "foreign.txt": Listed(1, "f" * 32)}
+    assert listing["same.html"] is same
