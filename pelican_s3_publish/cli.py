@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import dataclasses
 import importlib.util
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import log
+from . import __version__, log
 from .errors import PublishError, SettingsError
 from .settings import from_pelican
 
@@ -40,8 +41,13 @@ PELICAN_DEFAULTS: dict[str, Any] = {
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pelican-s3-publish",
-        description="Publish a built Pelican site to S3, sending only new and changed files.",
+        description=(
+            "Publish an already built Pelican site to S3, sending only new and changed files. "
+            "It does not build the site: run `pelican content` first, or let the plugin publish as it builds."
+        ),
+        epilog="exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety (nothing was changed)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)")
     parser.add_argument("-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
@@ -50,9 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         "-e",
         "--extra-settings",
         nargs="*",
+        action="extend",
         default=[],
         metavar="KEY=JSON",
-        help="override settings, as with pelican -e",
+        help="override settings, as with pelican -e; every -e counts",
     )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="show each file sent")
@@ -77,11 +84,20 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
         name, equals, value = pair.partition("=")
         if not equals:
             raise SettingsError(f"-e {pair}: write KEY=VALUE, with VALUE as JSON")
-        try:
-            overrides[name] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[name] = value
+        overrides[name] = _value(value)
     return overrides
+
+
+def _value(text: str) -> object:
+    """JSON, as Pelican reads it; else a Python literal (`True`, `None`), as in a settings file; else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
 
 
 def read_settings(path: str, overrides: dict[str, Any]) -> dict[str, Any]:

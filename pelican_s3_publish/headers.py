@@ -8,6 +8,7 @@ re-encrypts the objects already there by a server-side copy.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from email.header import Header
 from typing import Protocol
@@ -75,14 +76,20 @@ def check_rule(rule: object) -> HeaderRule:
     for name, value in values.items():
         lower = str(name).lower()
         if lower not in RULE_HEADERS and not lower.startswith(META_PREFIX):
-            hint = " (use S3_PUBLISH_CONTENT_TYPES)" if lower == "content-type" else ""
-            raise ValueError(f"header {name!r} in rule {pattern!r} cannot be set{hint}")
+            raise ValueError(f"header {name!r} in rule {pattern!r} cannot be set{_header_hint(lower)}")
         if not isinstance(value, str):
             raise ValueError(f"header {name!r} in rule {pattern!r} must be a string")
         if not value.isascii() and not lower.startswith(META_PREFIX):
             raise ValueError(f"header {name!r} in rule {pattern!r} must be ASCII, as HTTP headers to S3 are")
         checked[lower] = _mail_safe(value) if lower.startswith(META_PREFIX) else value
     return pattern, checked
+
+
+def _header_hint(lower: str) -> str:
+    if lower == "content-type":
+        return " (use S3_PUBLISH_CONTENT_TYPES)"
+    close = difflib.get_close_matches(lower, sorted(RULE_HEADERS), n=1)
+    return f": did you mean {close[0]!r}?" if close else f": the README lists those that can, and {META_PREFIX}*"
 
 
 def _mail_safe(value: str) -> str:

@@ -17,7 +17,7 @@ from .errors import RefusedError
 from .headers import Headers
 from .local import Found, LocalFile
 from .manifest import Record, RemoteState
-from .settings import Delete
+from .settings import Delete, DeleteLimit
 
 Reason = Literal["new", "changed", "missing", "headers"]
 
@@ -170,13 +170,24 @@ def records_after(
     return records
 
 
+def _check_deletes(count: int, deletable: int, limit: DeleteLimit) -> None:
+    over_count = limit.count is not None and count > limit.count
+    over_share = limit.share is not None and count > DeleteLimit.SHARE_FLOOR and count > limit.share * max(deletable, 1)
+    if over_count or over_share:
+        raise RefusedError(
+            f"this publish would delete {count} of the {deletable} objects it could ({count / max(deletable, 1):.0%}), "
+            f"over S3_PUBLISH_MAX_DELETES = {limit}: nothing was changed; check the output directory, "
+            "or allow it once with -e S3_PUBLISH_MAX_DELETES=null"
+        )
+
+
 def make_plan(
     files: list[LocalFile],
     state: RemoteState,
     headers_of: Callable[[LocalFile], Headers],
     *,
     delete: Delete,
-    max_deletes: int | None,
+    max_deletes: DeleteLimit,
     verified: dict[str, Headers] | None = None,
 ) -> Plan:
     verified = verified or {}
@@ -193,11 +204,6 @@ def make_plan(
             kept[file.relpath] = decision
     local = {f.relpath for f in files}
     deletes = _deletes(local, state, delete)
-    if max_deletes is not None and len(deletes) > max_deletes:
-        raise RefusedError(
-            f"this publish would delete {len(deletes)} objects, more than "
-            f"S3_PUBLISH_MAX_DELETES = {max_deletes}: nothing was changed; "
-            "check the output directory, or raise the setting if this is intended"
-        )
+    _check_deletes(len(deletes), len(state.listing if delete == "all" else state.manifest.records), max_deletes)
     uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
     return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept)

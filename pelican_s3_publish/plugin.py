@@ -21,12 +21,13 @@ import logging
 import os
 import sys
 import weakref
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import PublishError
-from .settings import Settings, from_pelican, is_requested
+from .errors import PublishError, SettingsError
+from .settings import Settings, dropped_overrides, from_pelican, is_requested
 
 if TYPE_CHECKING:
     from .progress import ProgressBar
@@ -98,9 +99,26 @@ def _progress_bar() -> contextlib.AbstractContextManager[ProgressBar | None]:
     return ProgressBar(console)
 
 
+def _check_pelican_overrides() -> None:
+    """`pelican -e A=1 -e B=2` keeps only B: an S3_PUBLISH_ setting lost that way is an error, not a surprise."""
+    script = Path(sys.argv[0])
+    if script.name != "pelican" and (script.name, script.parent.name) != ("__main__.py", "pelican"):
+        return  # not Pelican's command line: nobody dropped anything
+    dropped = dropped_overrides(sys.argv)
+    if dropped:
+        raise SettingsError(
+            f"-e {' '.join(dropped)} was dropped: pelican keeps only the last -e; "
+            "give every setting after a single -e: -e KEY=VALUE KEY=VALUE"
+        )
+
+
 def on_initialized(pelican_obj: Any) -> None:
     """Check the settings before a long build, and start reading the bucket meanwhile."""
     settings_dict = pelican_obj.settings
+    try:
+        _check_pelican_overrides()
+    except PublishError as error:
+        _fail(error, autoreload=False)
     if not is_requested(settings_dict) or _still_running() or under_autoreload():
         return
     try:

@@ -67,9 +67,11 @@ def test_credentials_never_appear_in_output(site: Site) -> None:
     [
         ("S3_PUBLISH_BUKET", "x", "unknown setting S3_PUBLISH_BUKET: did you mean S3_PUBLISH_BUCKET?"),
         ("S3_PUBLISH_WORKERS", "ten", "S3_PUBLISH_WORKERS must be a whole number from 1 to 256"),
-        ("S3_PUBLISH_MAX_DELETES", -1, "S3_PUBLISH_MAX_DELETES must be a whole number from 0 or more"),
-        ("S3_PUBLISH_MAX_DELETES", "ten", "S3_PUBLISH_MAX_DELETES must be a whole number from 0 or more"),
-        ("S3_PUBLISH_MAX_DELETES", 2.5, "S3_PUBLISH_MAX_DELETES must be a whole number from 0 or more"),
+        ("S3_PUBLISH_MAX_DELETES", -1, "S3_PUBLISH_MAX_DELETES must be None, a count such as 50, a share"),
+        ("S3_PUBLISH_MAX_DELETES", "ten", "S3_PUBLISH_MAX_DELETES must be None, a count such as 50, a share"),
+        ("S3_PUBLISH_MAX_DELETES", 2.5, "S3_PUBLISH_MAX_DELETES must be None, a count such as 50, a share"),
+        ("S3_PUBLISH_MAX_DELETES", "250%", "S3_PUBLISH_MAX_DELETES must be None, a count such as 50, a share"),
+        ("S3_PUBLISH_MAX_DELETES", [5, 6], "S3_PUBLISH_MAX_DELETES must be None, a count such as 50, a share"),
         ("S3_PUBLISH_ENABLED", "yes", "S3_PUBLISH_ENABLED must be True or False"),
         ("S3_PUBLISH_BUCKET", "My_Bucket!", "S3_PUBLISH_BUCKET must be a valid bucket name"),
         ("S3_PUBLISH_BUCKET", "ab", "S3_PUBLISH_BUCKET must be a valid bucket name"),
@@ -146,3 +148,67 @@ def test_pelican_extra_settings_override_the_bucket(site: Site, bucket: Bucket) 
 
     assert build.returncode == 0, build.output
     assert bucket.site_keys() == set(md5_tree(site.output))
+
+
+def test_a_misspelt_bucket_inside_a_build_fails_instead_of_publishing_nothing(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_BUKET"] = site.settings.pop("S3_PUBLISH_BUCKET")
+
+    build = site.build(env=dict(os.environ, COLUMNS="300"))
+
+    assert build.returncode == 2, build.output
+    assert "unknown setting S3_PUBLISH_BUKET: did you mean S3_PUBLISH_BUCKET?" in _one_error_line(build.output)
+    assert bucket.all_keys() == set()
+
+
+def test_settings_without_a_bucket_inside_a_build_say_so(site: Site, bucket: Bucket) -> None:
+    del site.settings["S3_PUBLISH_BUCKET"]
+
+    build = site.build(env=dict(os.environ, COLUMNS="300"))
+
+    assert build.returncode == 2, build.output
+    assert "S3_PUBLISH_BUCKET is not set" in _one_error_line(build.output)
+
+
+def test_a_header_name_in_a_rule_gets_did_you_mean(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_HEADERS"] = [("*.html", {"Cache-Controll": "max-age=60"})]
+
+    build = site.build(env=dict(os.environ, COLUMNS="300"))
+
+    assert build.returncode == 2, build.output
+    assert "did you mean 'cache-control'?" in _one_error_line(build.output)
+    assert bucket.all_keys() == set()
+
+
+def test_an_override_pelican_dropped_is_named_and_nothing_is_written(site: Site, bucket: Bucket) -> None:
+    build = site.build(
+        "-e", "S3_PUBLISH_DRY_RUN=true", "-e", 'S3_PUBLISH_PREFIX="staging"', env=dict(os.environ, COLUMNS="300")
+    )
+
+    assert build.returncode == 2, build.output
+    line = _one_error_line(build.output)
+    assert "-e S3_PUBLISH_DRY_RUN=true was dropped" in line
+    assert "after a single -e" in line
+    assert bucket.all_keys() == set()
+
+
+def test_the_command_line_takes_every_e_and_python_literals(site: Site, bucket: Bucket) -> None:
+    site.build_only()
+
+    result = site.publish_cli("-e", "S3_PUBLISH_DRY_RUN=True", "-e", 'S3_PUBLISH_PREFIX="staging"', "--json")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dry_run"] is True
+    assert report["prefix"] == "staging/"
+    assert bucket.all_keys() == set()
+
+
+def test_version_and_help_say_what_the_command_does(site: Site) -> None:
+    from pelican_s3_publish import __version__
+
+    version = site.publish_cli("--version")
+    helped = site.publish_cli("--help")
+
+    assert (version.returncode, version.stdout.strip()) == (0, f"pelican-s3-publish {__version__}")
+    assert "does not build the site" in " ".join(helped.stdout.split())
+    assert "3 refused for safety" in " ".join(helped.stdout.split())

@@ -18,7 +18,7 @@ from pelican_s3_publish.local import LocalFile, scan
 from pelican_s3_publish.manifest import MANIFEST_NAME, Listed, Manifest, Record, RemoteState
 from pelican_s3_publish.plan import HeaderUpdate, make_plan, records_after
 from pelican_s3_publish.publish import publish
-from pelican_s3_publish.settings import DEFAULT_EXCLUDE, from_pelican
+from pelican_s3_publish.settings import DEFAULT_EXCLUDE, DeleteLimit, from_pelican
 from tests.conftest import Bucket
 
 # Names a site may really hold, spaces, symbols and non-ASCII letters included;
@@ -149,7 +149,9 @@ def test_applying_the_plan_makes_the_remote_equal_the_local_tree(
         if r in bucket and bucket[r][0] == content and r not in state.manifest.records
     }
 
-    plan = make_plan(files, state, lambda f: wanted[f.relpath], delete=delete, max_deletes=None, verified=adoptable)
+    plan = make_plan(
+        files, state, lambda f: wanted[f.relpath], delete=delete, max_deletes=DeleteLimit(), verified=adoptable
+    )
 
     written = {}
     for task in [*plan.uploads, *plan.header_updates]:

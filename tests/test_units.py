@@ -24,7 +24,14 @@ from pelican_s3_publish.manifest import (
     encode_manifest,
 )
 from pelican_s3_publish.plan import make_plan, on_record
-from pelican_s3_publish.settings import ATOM_FEED_SETTINGS, DEFAULT_EXCLUDE, RSS_FEED_SETTINGS, from_pelican
+from pelican_s3_publish.settings import (
+    ATOM_FEED_SETTINGS,
+    DEFAULT_EXCLUDE,
+    DEFAULT_MAX_DELETES,
+    RSS_FEED_SETTINGS,
+    DeleteLimit,
+    from_pelican,
+)
 
 HTML = (("content-type", "text/html; charset=utf-8"),)
 
@@ -147,7 +154,7 @@ def test_plan_decides_each_case_and_orders_assets_first() -> None:
     ]
     headers = {"retyped.html": (("content-type", "text/plain"),), "new.css": (("content-type", "text/css"),)}
 
-    plan = make_plan(files, state, lambda f: headers.get(f.relpath, HTML), delete=True, max_deletes=None)
+    plan = make_plan(files, state, lambda f: headers.get(f.relpath, HTML), delete=True, max_deletes=DeleteLimit())
 
     assert [(u.file.relpath, u.reason) for u in plan.uploads] == [
         ("new.css", "new"),
@@ -158,8 +165,8 @@ def test_plan_decides_each_case_and_orders_assets_first() -> None:
     assert plan.deletes == ("stale.html",)  # never foreign.txt
     assert set(plan.kept) == {"same.html"}
     with pytest.raises(RefusedError, match="S3_PUBLISH_MAX_DELETES"):
-        make_plan(files, state, lambda f: HTML, delete=True, max_deletes=0)
-    everything = make_plan(files, state, lambda f: HTML, delete="all", max_deletes=None)
+        make_plan(files, state, lambda f: HTML, delete=True, max_deletes=DeleteLimit(count=0))
+    everything = make_plan(files, state, lambda f: HTML, delete="all", max_deletes=DeleteLimit())
     assert everything.deletes == ("foreign.txt", "stale.html")
 
 
@@ -245,3 +252,41 @@ def test_the_listing_keeps_one_copy_of_what_the_manifest_describes() -> None:
 
     assert listing == {"same.html": same, "moved.html": Listed(4, "c" * 32), "foreign.txt": Listed(1, "f" * 32)}
     assert listing["same.html"] is same
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [(None, DeleteLimit()), (50, DeleteLimit(50)), ("25%", DeleteLimit(share=0.25)), ([7, "5%"], DeleteLimit(7, 0.05))],
+)
+def test_max_deletes_takes_a_count_a_share_or_both(value: object, limit: DeleteLimit) -> None:
+    settings = from_pelican({"S3_PUBLISH_BUCKET": "my-site", "S3_PUBLISH_MAX_DELETES": value})
+
+    assert settings.max_deletes == limit
+
+
+def _site_of(count: int) -> RemoteState:
+    records = {f"p{i}.html": Record("c" * 32, 1, "c" * 32, HTML, "") for i in range(count)}
+    listing = {relpath: Listed(1, "c" * 32) for relpath in records}
+    return RemoteState(listing, Manifest(records))
+
+
+def test_the_default_delete_limit_stops_a_build_that_lost_half_the_site() -> None:
+    state = _site_of(37)
+    kept = [LocalFile(f"p{i}.html", "", 1, "c" * 32, "", b"") for i in range(19)]
+
+    with pytest.raises(RefusedError) as refused:
+        make_plan(kept, state, lambda f: HTML, delete=True, max_deletes=DEFAULT_MAX_DELETES)
+
+    assert str(refused.value) == (
+        "this publish would delete 18 of the 37 objects it could (49%), over S3_PUBLISH_MAX_DELETES = 1000 and 25%: "
+        "nothing was changed; check the output directory, or allow it once with -e S3_PUBLISH_MAX_DELETES=null"
+    )
+
+
+def test_a_share_never_refuses_a_few_deletes_from_a_small_site() -> None:
+    state = _site_of(12)
+    kept = [LocalFile(f"p{i}.html", "", 1, "c" * 32, "", b"") for i in range(4)]
+
+    plan = make_plan(kept, state, lambda f: HTML, delete=True, max_deletes=DeleteLimit(share=0.25))
+
+    assert len(plan.deletes) == 8
