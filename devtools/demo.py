@@ -54,10 +54,12 @@ def main() -> int:
         output = Path(scratch) / "output"
         build_and_publish(env, output, "first publish: every file is new")
         build_and_publish(env, output, "second publish after a full rebuild: nothing to send")
+        if not sys.stdin.isatty():  # nobody to open it, and the server stops now: no address that will not answer
+            print("\nDone; the server stops now (run from a terminal to keep it up and browse the site).")
+            return 0
         print(f"\nOpen the published site: {server.endpoint_url}/{BUCKET}/index.html")
-        if sys.stdin.isatty():
-            with contextlib.suppress(EOFError, KeyboardInterrupt):
-                input("Press Enter to stop the server. ")
+        with contextlib.suppress(EOFError, KeyboardInterrupt):
+            input("Press Enter to stop the server. ")
     return 0
 
 

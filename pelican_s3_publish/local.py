@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,6 +68,13 @@ def _check_name(relpath: str, where: Path) -> None:
         raise SettingsError(f"file name {relpath[:60]!r}... in {where} is over {MAX_KEY_BYTES} bytes")
 
 
+def _check_unique(first: str, path: str) -> None:
+    if first != path:
+        raise SettingsError(
+            f"{first} and {path} publish to the same key (their names differ only in Unicode form): keep one of them"
+        )
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -74,7 +82,9 @@ def _inside(path: Path, root: Path) -> bool:
 def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str, int]]:
     """(relpath, path, size) of each regular file, following links that stay inside."""
     for entry in _entries(directory):
-        relpath = sys.intern(under + entry.name)  # the manifest and the listing name it too: one string for all
+        # NFC, as most systems write names: a site built on macOS (NFD) and elsewhere keeps one key per file.
+        # Interned: the manifest and the listing name it too, one string for all.
+        relpath = sys.intern(unicodedata.normalize("NFC", under + entry.name))
         if entry.is_symlink():
             yield from _follow_link(root, entry, seen, relpath)
         elif entry.is_file():
@@ -173,10 +183,13 @@ def scan(
     """
     root = output_root(output_dir)
     found = []
+    non_ascii: dict[str, str] = {}  # by key: the only names that can have two Unicode forms
     for relpath, path, size in _walk(root, str(root), frozenset({root})):
         if relpath in reserved or first_match(exclude, relpath):
             continue
         _check_name(relpath, root)
+        if not relpath.isascii():
+            _check_unique(non_ascii.setdefault(relpath, path), path)
         found.append((relpath, path, size))
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -187,3 +189,34 @@ def test_concurrent_publisher_is_told_and_overwrites_no_record(
     bucket.proxy.fault = None
     assert first.publish_cli().returncode == 0  # publishing again, once they are done, works
     assert _manifest(bucket).keys() == md5_tree(first.output).keys()
+
+
+def test_a_name_written_in_nfd_publishes_to_the_key_of_its_nfc_twin(site: Site, bucket: Bucket) -> None:
+    """macOS writes accents decomposed (NFD): a site built there and on Linux must keep one key per file."""
+    nfc = "docs/café.txt"
+    site.static(unicodedata.normalize("NFD", nfc), b"accents\n")
+    assert site.build().returncode == 0
+    assert bucket.body(f"static/{nfc}") == b"accents\n"
+    assert [key for key in bucket.site_keys() if "caf" in key] == [f"static/{nfc}"]
+
+    (site.content / "static" / unicodedata.normalize("NFD", nfc)).rename(site.content / "static" / nfc)
+    shutil.rmtree(site.output)
+    bucket.proxy.clear()
+    again = site.build()
+
+    assert again.returncode == 0, again.output
+    assert bucket.proxy.writes() == []
+
+
+def test_two_files_that_map_to_one_key_are_named_and_nothing_is_written(site: Site, bucket: Bucket) -> None:
+    nfc = "docs/café.txt"
+    site.static(nfc, b"composed\n")
+    site.static(unicodedata.normalize("NFD", nfc), b"decomposed\n")
+
+    build = site.build(env=dict(os.environ, COLUMNS="400"))
+
+    assert build.returncode == 2, build.output
+    (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
+    assert "publish to the same key" in line
+    assert line.count("café.txt") + line.count(unicodedata.normalize("NFD", "café.txt")) == 2
+    assert bucket.all_keys() == set()
