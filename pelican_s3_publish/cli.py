@@ -1,6 +1,7 @@
 """`pelican-s3-publish`: publish an already built output directory.
 
-Exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety.
+Exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety, 130 and 143 stopped by
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
             "Publish an already built Pelican site to S3, sending only new and changed files. "
             "It does not build the site: run `pelican content` first, or let the plugin publish as it builds."
         ),
-        epilog="exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety (nothing was changed)",
+        epilog=(
+            "exit codes: 0 done, 1 failed, 2 bad settings or usage, 3 refused for safety (nothing was changed), "
+            "130 stopped by Ctrl-C (143 by SIGTERM): what landed is recorded, publish again to finish"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)")
@@ -167,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     except PublishError as error:
         log.error(str(error))
         return error.exit_code
-    except KeyboardInterrupt:
-        log.error("interrupted: the site is as it was, or partly updated; publish again to finish")
-        return 1
+    except KeyboardInterrupt:  # before the publish took over the signals: nothing was written
+        log.error("interrupted before anything was sent: the bucket is as it was")
+        return 128 + signal.SIGINT
 
 
 def console_main() -> None:

@@ -21,6 +21,7 @@ from .plan import Plan, adoptable, make_plan, on_record, records_after
 from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
+from .stopping import Interrupted, Stop, on_signals
 from .transfer import Outcome, Tally, Target, delete, send
 
 
@@ -82,17 +83,17 @@ def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> t
     return bucket, plan, state
 
 
-def _apply(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, tally: Tally) -> Outcome:
+def _apply(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, tally: Tally, stop: Stop) -> Outcome:
     """Send, then delete only if everything arrived and nobody else published meanwhile."""
     target = Target(bucket, settings.prefix)
-    outcome = send(plan, target, settings.workers, first_alone=not state.listing, tally=tally)
+    outcome = send(plan, target, settings.workers, stop, first_alone=not state.listing, tally=tally)
     if plan.deletes and outcome.error is None:
         try:
             ensure_unchanged(bucket, settings.prefix, state.manifest)
         except PublishError as error:
             outcome.error = error
             return outcome
-        delete(target, plan.deletes, outcome)
+        delete(target, plan.deletes, outcome, stop)
     return outcome
 
 
@@ -116,9 +117,22 @@ def _record(
         if outcome.error is None:
             raise
         log.debug("the manifest could not be written after the failure: %s", error)
+    if isinstance(outcome.error, Interrupted):
+        raise _stopped_midway(plan, outcome, outcome.error.signum)
     if outcome.error is not None:
         raise outcome.error
     return written
+
+
+def _stopped_midway(plan: Plan, outcome: Outcome, signum: int) -> Interrupted:
+    """What state the bucket is in: the old site, with what landed (and is on record) updated."""
+    total = len(plan.uploads) + len(plan.header_updates)
+    return Interrupted(
+        f"interrupted: {len(outcome.records)} of {total} files sent and recorded in the manifest, "
+        f"{len(outcome.deleted)} of {len(plan.deletes)} deleted; the bucket serves the old site with those "
+        "updated (assets go first, so no page links to a missing file); publish again to finish",
+        signum,
+    )
 
 
 def _cdn_paths(settings: Settings, bucket: Bucket, plan: Plan, state: RemoteState) -> tuple[CloudFront | None, Pending]:
@@ -178,13 +192,27 @@ def publish(
 ) -> Report:
     """`remote` is a read started earlier: by the command line, or by the plugin when the build began."""
     started = time.monotonic()
-    bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings))
+    with on_signals() as stop:
+        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings))
+        stop.check("nothing was written; the bucket is as it was")
+        return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+
+
+def _carry_out(
+    settings: Settings,
+    bucket: Bucket,
+    plan: Plan,
+    state: RemoteState,
+    on_progress: Callable[[Tally], None] | None,
+    stop: Stop,
+    started: float,
+) -> Report:
     outcome = Outcome()
     cloudfront, wanted = _cdn_paths(settings, bucket, plan, state)
     up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records and not wanted
     invalidations = _planned(settings, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:
-        outcome = _apply(bucket, settings, plan, state, Tally(plan, on_progress))
+        outcome = _apply(bucket, settings, plan, state, Tally(plan, on_progress), stop)
         manifest = _record(bucket, settings, plan, state, outcome, wanted)
         if cloudfront is not None and wanted:
             invalidations = _tell_cdn(cloudfront, settings, bucket, manifest)

@@ -147,6 +147,7 @@ class ChildRead:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=path),
+            start_new_session=True,  # Ctrl-C at the terminal is for the build, which decides what to do
         )
 
     def result(self) -> tuple[Bucket, RemoteState]:

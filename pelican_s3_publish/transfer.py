@@ -19,8 +19,10 @@ from .bucket import Bucket, Write
 from .errors import PublishError
 from .manifest import Record
 from .plan import HeaderUpdate, Plan, Upload
+from .stopping import GRACE_S, Interrupted, Stop
 
 SMALL_BODY = 1024 * 1024
+POLL_S = 0.1  # how often the wait for requests looks whether it was asked to stop
 
 
 @dataclass(frozen=True)
@@ -93,21 +95,23 @@ def _run_phase(
     tasks: list[Upload | HeaderUpdate],
     outcome: Outcome,
     tally: Tally,
+    stop: Stop,
 ) -> None:
-    """Run tasks concurrently; on the first failure, cancel what has not started."""
+    """Run tasks concurrently; on the first failure, or when asked to stop, start no more."""
 
     def run(task: Upload | HeaderUpdate) -> Done:
+        stop.check("no more requests started")
         done = _upload(target, task, tally) if isinstance(task, Upload) else _update_headers(target, task)
         tally.add_file()
         return done
 
     futures: list[Future[Done]] = [pool.submit(run, t) for t in tasks]
-    _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-    for future in pending:
-        future.cancel()
-    wait(pending)
+    _until_failure_or_stop(futures, stop)
     for future in futures:
-        if future.cancelled():
+        future.cancel()  # only those not started yet
+    wait(futures, timeout=GRACE_S if stop else None)  # after the grace, what still runs is abandoned
+    for future in futures:
+        if future.cancelled() or not future.done():
             continue
         error = future.exception()
         if error is None:
@@ -116,6 +120,16 @@ def _run_phase(
             outcome.bytes_sent += done.bytes_sent
         elif outcome.error is None:
             outcome.error = _reported(error)
+    if stop and outcome.error is None:
+        outcome.error = Interrupted("interrupted", stop.signum)
+
+
+def _until_failure_or_stop(futures: list[Future[Done]], stop: Stop) -> None:
+    pending: set[Future[Done]] = set(futures)
+    while pending and not stop:
+        done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_EXCEPTION)
+        if any(not future.cancelled() and future.exception() is not None for future in done):
+            return
 
 
 def _reported(error: BaseException) -> PublishError:
@@ -127,8 +141,11 @@ def _reported(error: BaseException) -> PublishError:
     raise error
 
 
-def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome) -> None:
-    """Delete; stop at the first refusal and say which key."""
+def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome, stop: Stop) -> None:
+    """Delete, unless asked to stop; stop at the first refusal and say which key."""
+    if stop:
+        outcome.error = Interrupted("interrupted before deleting", stop.signum)
+        return
     try:
         refused = target.bucket.delete([target.prefix + r for r in relpaths])
     except PublishError as error:
@@ -157,12 +174,17 @@ def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
     return [tasks for tasks in phases if tasks]
 
 
-def send(plan: Plan, target: Target, workers: int, first_alone: bool = False, tally: Tally | None = None) -> Outcome:
-    """Uploads and header updates in phases (see `_phases`); stops at the first failure."""
+def send(
+    plan: Plan, target: Target, workers: int, stop: Stop, first_alone: bool = False, tally: Tally | None = None
+) -> Outcome:
+    """Uploads and header updates in phases (see `_phases`); stops at the first failure, or when asked to."""
     outcome = Outcome()
     tally = tally or Tally(plan)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for tasks in _phases(plan, first_alone):
             if outcome.error is None:
-                _run_phase(pool, target, tasks, outcome, tally)
+                _run_phase(pool, target, tasks, outcome, tally, stop)
+    finally:
+        pool.shutdown(wait=not stop, cancel_futures=True)  # requests abandoned after a stop are not waited for
     return outcome
