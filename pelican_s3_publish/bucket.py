@@ -108,6 +108,12 @@ PLAIN = Write()
 
 
 @dataclass(frozen=True)
+class Version:
+    id: str
+    etag: str
+
+
+@dataclass(frozen=True)
 class Head:
     etag: str
     headers: Headers
@@ -135,8 +141,12 @@ class Bucket(Protocol):
         """Write one object (in parts when it is large); its ETag."""
         ...
 
-    def copy(self, key: str, headers: Headers) -> str:
-        """Give an object new headers in place, by a server-side copy; its new ETag."""
+    def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
+        """Give an object new headers in place, by a server-side copy (of `version` if given); its new ETag."""
+        ...
+
+    def versions(self, prefix: str) -> dict[str, list[Version]] | None:
+        """Every version of each key under the prefix, newest first; None when the bucket keeps no versions."""
         ...
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
@@ -620,22 +630,19 @@ class S3Bucket:
         )
         return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
 
-    def copy(self, key: str, headers: Headers) -> str:
+    def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
         if self.address.service != "s3":  # a directory bucket signs with session keys: boto3 knows how
-            return str(self._boto3_call("CopyObject", key, lambda: self._copy_with_boto3(key, headers)))
-        return str(self._call("CopyObject", key, lambda: self._copy_signed(key, headers)))
+            return str(self._boto3_call("CopyObject", key, lambda: self._copy_with_boto3(key, headers, version)))
+        return str(self._call("CopyObject", key, lambda: self._copy_signed(key, headers, version)))
 
-    def _copy_with_boto3(self, key: str, headers: Headers) -> str:
+    def _copy_with_boto3(self, key: str, headers: Headers, version: str | None) -> str:
+        source = {"Bucket": self.name, "Key": key} | ({"VersionId": version} if version else {})
         answer = self._client.copy_object(
-            Bucket=self.name,
-            Key=key,
-            CopySource={"Bucket": self.name, "Key": key},
-            MetadataDirective="REPLACE",
-            **to_boto(headers),
+            Bucket=self.name, Key=key, CopySource=source, MetadataDirective="REPLACE", **to_boto(headers)
         )
         return normalise(answer["CopyObjectResult"]["ETag"])
 
-    def _copy_signed(self, key: str, headers: Headers) -> str:
+    def _copy_signed(self, key: str, headers: Headers, version: str | None) -> str:
         """CopyObject signed by botocore's SigV4 signer and sent on the client's own HTTP session.
 
         obstore's copy cannot replace headers, and boto3's client spends about
@@ -646,8 +653,8 @@ class S3Bucket:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        copy_headers = {**dict(headers), "x-amz-copy-source": quote(f"/{self.name}/{key}", safe="/~"),
-                        "x-amz-metadata-directive": "REPLACE"}  # fmt: skip
+        source = quote(f"/{self.name}/{key}", safe="/~") + (f"?versionId={quote(version, safe='')}" if version else "")
+        copy_headers = {**dict(headers), "x-amz-copy-source": source, "x-amz-metadata-directive": "REPLACE"}
         request = AWSRequest("PUT", self._object_url(key), headers=copy_headers, data=b"")
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self.address.region).add_auth(request)
         # The client's own session: botocore's proxies, CA bundle, timeouts and pool.
@@ -661,6 +668,21 @@ class S3Bucket:
     def _object_url(self, key: str) -> str:
         base = self.address.endpoint + ("/" if self.address.virtual_hosted else f"/{self.name}/")
         return base + quote(key, safe="/~")
+
+    def versions(self, prefix: str) -> dict[str, list[Version]] | None:
+        """boto3: obstore lists only the latest versions."""
+
+        def listing() -> dict[str, list[Version]] | None:
+            if self._client.get_bucket_versioning(Bucket=self.name).get("Status") != "Enabled":
+                return None
+            found: dict[str, list[Version]] = {}
+            for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.name, Prefix=prefix):
+                for item in page.get("Versions", []):
+                    found.setdefault(item["Key"], []).append(Version(item["VersionId"], normalise(item["ETag"])))
+            return found
+
+        versions: dict[str, list[Version]] | None = self._boto3_call("ListObjectVersions", None, listing)
+        return versions
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
         refused: dict[str, str] = {}
@@ -811,7 +833,10 @@ class MemoryBucket:
             how.progress(len(data))
         return etag
 
-    def copy(self, key: str, headers: Headers) -> str:
+    def versions(self, prefix: str) -> dict[str, list[Version]] | None:
+        return None  # keeps no versions: a rollback is refused, as on a bucket without versioning
+
+    def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
         with self._lock:
             stored = self.objects[key]
             self.objects[key] = _Stored(stored.body, stored.etag, headers)

@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
     parser.add_argument("--json", action="store_true", help="print the JSON report on standard output")
+    undo = parser.add_mutually_exclusive_group()
+    undo.add_argument("--history", action="store_true", help="list the last publishes, newest first, with their ids")
+    undo.add_argument(
+        "--rollback",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="put the site back as publish ID left it (default: the one before the last), from the bucket's "
+        "old versions: no bytes are sent",
+    )
     parser.add_argument(
         "-e",
         "--extra-settings",
@@ -148,11 +158,22 @@ def _run(args: argparse.Namespace) -> int:
     settings = from_pelican(pelican_settings)
     if args.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
-    from .publish import publish, start_read
+    from .publish import past_publishes, publish, rollback, start_read
 
-    remote = start_read(settings)  # before the console's import, which it overlaps
-    with _progress_bar(args.quiet) as bar:
-        report = publish(settings, pelican_settings["OUTPUT_PATH"], remote, bar)
+    if args.history:
+        entries = past_publishes(settings)
+        for entry in reversed(entries):
+            print(entry.describe())
+        if not entries:
+            log.info("no publishes on record in %s yet", settings.destination)
+        return 0
+    if args.rollback is not None:
+        with _progress_bar(args.quiet) as bar:
+            report = rollback(settings, args.rollback or None, bar)
+    else:
+        remote = start_read(settings)  # before the console's import, which it overlaps
+        with _progress_bar(args.quiet) as bar:
+            report = publish(settings, pelican_settings["OUTPUT_PATH"], remote, bar)
     if args.dry_run and not args.json:
         for line in report.plan:
             print(line)

@@ -58,6 +58,8 @@ class Manifest:
     etag: str | None = None  # of the manifest object as read; None when there was none
     # URL paths a CDN distribution has not been told of yet, by distribution: sent by the next publish.
     pending: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The last publishes, oldest first, each a line of JSON: read only to list or undo them (`history`).
+    history: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,11 @@ def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, R
     return listing
 
 
-def encode_manifest(records: dict[str, Record], pending: dict[str, tuple[str, ...]] | None = None) -> bytes:
-    """JSON lines: a head (each distinct header set once), then one line per object referring to its set.
+def encode_manifest(
+    records: dict[str, Record], pending: dict[str, tuple[str, ...]] | None = None, history: tuple[str, ...] = ()
+) -> bytes:
+    """JSON lines: a head (each distinct header set once), one line per object referring to its set, then
+    the history, one line per publish.
 
     Lines, not one document, so a 100,000-object manifest is read a line at a
     time instead of being parsed whole beside the records made from it.
@@ -101,7 +106,8 @@ def encode_manifest(records: dict[str, Record], pending: dict[str, tuple[str, ..
         "header_sets": [dict(headers) for headers in header_sets],
         "pending_invalidations": {distribution: list(paths) for distribution, paths in sorted((pending or {}).items())},
     }
-    return gzip.compress("".join([_line(head), *rows]).encode("utf-8"), compresslevel=6, mtime=0)
+    text = "".join([_line(head), *rows, *(line + "\n" for line in history)])
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def _line(value: object) -> str:
@@ -115,16 +121,23 @@ def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
         if head.get("format") != MANIFEST_FORMAT or head.get("version") not in READABLE_VERSIONS:
             raise ValueError("not a manifest this version can read")
         header_sets = [tuple(sorted(h.items())) for h in head["header_sets"]]
-        records = dict(_record(row, header_sets) for row in _rows(head, lines))
+        history: list[str] = []
+        records = dict(_record(row, header_sets) for row in _rows(head, lines, history))
     pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
-    return Manifest(records, etag, pending)
+    return Manifest(records, etag, pending, tuple(history))
 
 
-def _rows(head: dict[str, Any], lines: Iterable[bytes]) -> Iterator[list[Any]]:
-    """Versions 1 to 3 were one document; from 4 each object is a line of its own."""
+def _rows(head: dict[str, Any], lines: Iterable[bytes], history: list[str]) -> Iterator[list[Any]]:
+    """Versions 1 to 3 were one document; from 4 each object is a line of its own (an array), and
+    each publish in the history too (an object), kept as text into `history`."""
     if "objects" in head:
-        return ([relpath, *row] for relpath, row in head["objects"].items())
-    return map(json.loads, lines)
+        yield from ([relpath, *row] for relpath, row in head["objects"].items())
+        return
+    for line in lines:
+        if line.startswith(b"{"):
+            history.append(line.decode("utf-8").rstrip("\n"))
+        else:
+            yield json.loads(line)
 
 
 def _record(row: list[Any], header_sets: list[Headers]) -> tuple[str, Record]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from . import etags
+from .bucket import Version
 from .errors import RefusedError
 from .headers import Headers
 from .local import Found, LocalFile
@@ -46,11 +47,26 @@ class HeaderUpdate:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """Bring back an object as `record` says, by a server-side copy of an old version (None: the current one)."""
+
+    relpath: str
+    record: Record
+    version: str | None
+
+    @property
+    def is_page(self) -> bool:
+        return dict(self.record.headers).get("content-type", "").startswith(PAGE_TYPES)
+
+
+@dataclass(frozen=True)
 class Plan:
     uploads: tuple[Upload, ...]  # assets first, then pages and feeds
     header_updates: tuple[HeaderUpdate, ...]
     deletes: tuple[str, ...]
     kept: dict[str, Record] = field(default_factory=dict)  # local files already right in the bucket
+    restores: tuple[Restore, ...] = ()  # only in a rollback
+    rollback_to: str | None = None  # the publish a rollback brings back
 
     @property
     def unchanged(self) -> int:
@@ -58,12 +74,13 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.uploads or self.header_updates or self.deletes)
+        return not (self.uploads or self.header_updates or self.deletes or self.restores)
 
     @property
     def changed(self) -> list[str]:
         """Every path whose object this plan changes: what a CDN may have cached another answer for."""
-        return [u.file.relpath for u in self.uploads] + [h.file.relpath for h in self.header_updates] + [*self.deletes]
+        writes = [u.file.relpath for u in self.uploads] + [h.file.relpath for h in self.header_updates]
+        return writes + [r.relpath for r in self.restores] + [*self.deletes]
 
     def describe(self) -> list[str]:
         """One line per key that would change, saying what and why."""
@@ -79,6 +96,10 @@ class Plan:
                 if old.get(name) != new.get(name)
             )
             lines.append(f"headers {update.file.relpath}  ({changes})")
+        lines += [
+            f"restore {r.relpath}  ({f'version {r.version}' if r.version else 'headers'}, {r.record.size} bytes)"
+            for r in self.restores
+        ]
         lines += [f"delete  {relpath}" for relpath in self.deletes]
         return lines
 
@@ -207,3 +228,32 @@ def make_plan(
     _check_deletes(len(deletes), len(state.listing if delete == "all" else state.manifest.records), max_deletes)
     uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
     return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept)
+
+
+def make_rollback(
+    target: dict[str, Record], state: RemoteState, versions: dict[str, list[Version]], prefix: str, to: str
+) -> Plan:
+    """Bring the bucket back to the records `target`, from the bucket's own old versions; delete what it lacks.
+
+    A version is found by the ETag on record. Refused, with nothing changed,
+    when any object's version is gone (expired by a lifecycle rule, or saved
+    before versioning was turned on).
+    """
+    restores, kept, missing = [], {}, []
+    for relpath, wanted in sorted(target.items()):
+        current = vouched(relpath, state)
+        if current is not None and (current.etag, current.headers) == (wanted.etag, wanted.headers):
+            kept[relpath] = current
+        elif current is not None and current.etag == wanted.etag:
+            restores.append(Restore(relpath, wanted, None))
+        elif found := next((v.id for v in versions.get(prefix + relpath, []) if v.etag == wanted.etag), None):
+            restores.append(Restore(relpath, wanted, found))
+        else:
+            missing.append(relpath)
+    if missing:
+        raise RefusedError(
+            f"cannot roll back to {to}: {len(missing)} objects no longer have the version it needs "
+            f"(such as {prefix + missing[0]}); they expired or were written before versioning was on"
+        )
+    deletes = tuple(sorted(r for r in state.manifest.records if r not in target and r in state.listing))
+    return Plan((), (), deletes, kept, tuple(sorted(restores, key=lambda r: (r.is_page, r.relpath))), to)

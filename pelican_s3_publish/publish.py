@@ -8,16 +8,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from . import log
+from . import history, log
 from .bucket import Bucket
 from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
-from .errors import PublishError
+from .errors import PublishError, RefusedError
 from .headers import Headers, desired
 from .local import LocalFile, identify, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
-from .plan import Plan, adoptable, make_plan, on_record, records_after
+from .plan import Plan, adoptable, make_plan, make_rollback, on_record, records_after
 from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
@@ -110,7 +111,10 @@ def _record(
     it is tried once, not retried: the server has just failed every retry of
     a request, and the next publish adopts by ETag what arrived.
     """
-    after = Manifest(records_after(plan, state, outcome.records, outcome.deleted), pending=pending)
+    records = records_after(plan, state, outcome.records, outcome.deleted)
+    after = Manifest(
+        records, pending=pending, history=history.added(state.manifest.history, _entry(plan, state, outcome))
+    )
     try:
         written = write_manifest(bucket, settings.prefix, after, state.manifest, retry=outcome.error is None)
     except PublishError as error:
@@ -124,9 +128,23 @@ def _record(
     return written
 
 
+def _entry(plan: Plan, state: RemoteState, outcome: Outcome) -> history.Entry:
+    reasons = [u.reason for u in plan.uploads if u.file.relpath in outcome.records]
+    counts = {
+        "new": reasons.count("new"),
+        "changed": reasons.count("changed") + reasons.count("missing"),
+        "headers": sum(h.file.relpath in outcome.records for h in plan.header_updates),
+        "restored": sum(r.relpath in outcome.records for r in plan.restores),
+        "deleted": len(outcome.deleted),
+        "bytes": outcome.bytes_sent,
+    }
+    kind = "publish" if plan.rollback_to is None else "rollback"
+    return history.new_entry(state.manifest.records, outcome.records, outcome.deleted, counts, kind, plan.rollback_to)
+
+
 def _stopped_midway(plan: Plan, outcome: Outcome, signum: int) -> Interrupted:
     """What state the bucket is in: the old site, with what landed (and is on record) updated."""
-    total = len(plan.uploads) + len(plan.header_updates)
+    total = len(plan.uploads) + len(plan.header_updates) + len(plan.restores)
     return Interrupted(
         f"interrupted: {len(outcome.records)} of {total} files sent and recorded in the manifest, "
         f"{len(outcome.deleted)} of {len(plan.deletes)} deleted; the bucket serves the old site with those "
@@ -168,7 +186,7 @@ def _tell_cdn(cloudfront: CloudFront, settings: Settings, bucket: Bucket, manife
         except PublishError as error:
             reasons.append(str(error))
     if left != manifest.pending:
-        write_manifest(bucket, settings.prefix, Manifest(manifest.records, pending=left), manifest)
+        write_manifest(bucket, settings.prefix, replace(manifest, pending=left), manifest)
     if reasons:
         raise PublishError(
             f"published, but CloudFront was not told: {'; '.join(reasons)}; the next publish sends these paths"
@@ -194,6 +212,31 @@ def publish(
     started = time.monotonic()
     with on_signals() as stop:
         bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings))
+        stop.check("nothing was written; the bucket is as it was")
+        return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+
+
+def past_publishes(settings: Settings) -> list[history.Entry]:
+    """The publishes the manifest remembers, oldest first."""
+    _, state = start_read(settings).result()
+    return [history.decode(line) for line in state.manifest.history]
+
+
+def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], None] | None = None) -> Report:
+    """Put the site back as publish `to` left it (default: the one before the last), from old versions."""
+    started = time.monotonic()
+    with on_signals() as stop:
+        bucket, state = start_read(settings).result()
+        entries = [history.decode(line) for line in state.manifest.history]
+        target = history.records_at(entries, state.manifest.records, to)
+        chosen = history.find(entries, to).id
+        versions = bucket.versions(settings.prefix)
+        if versions is None:
+            raise RefusedError(
+                f"cannot roll back to {chosen}: the bucket {settings.bucket} keeps no old versions; "
+                "turn versioning on (see the README), and later publishes can be rolled back"
+            )
+        plan = make_rollback(target, state, versions, settings.prefix, chosen)
         stop.check("nothing was written; the bucket is as it was")
         return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
 

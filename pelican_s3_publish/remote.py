@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .bucket import PLAIN, Bucket, Head, Write, WriteConflict
+from .bucket import PLAIN, Bucket, Head, Version, Write, WriteConflict
 from .errors import PublishError, SettingsError
 from .headers import Headers
 from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, checked_listing, decode_manifest, encode_manifest
@@ -69,7 +69,7 @@ def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manif
     lost answer is never taken for another publisher.
     """
     key = prefix + MANIFEST_NAME
-    body = encode_manifest(after.records, after.pending)
+    body = encode_manifest(after.records, after.pending, after.history)
     condition = Write(if_match=previous.etag, create=previous.etag is None, retry=retry)
     try:
         etag = bucket.put(key, body, MANIFEST_HEADERS, condition)
@@ -78,7 +78,7 @@ def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manif
         if found is None or found[0] != body:
             raise ConcurrentPublishError(bucket.name, prefix) from None
         etag = found[1]
-    return Manifest(after.records, etag, after.pending)
+    return Manifest(after.records, etag, after.pending, after.history)
 
 
 def ensure_unchanged(bucket: Bucket, prefix: str, manifest: Manifest) -> None:
@@ -221,8 +221,11 @@ class LateBucket:
     def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
         return self._bucket.put(key, body, headers, how)
 
-    def copy(self, key: str, headers: Headers) -> str:
-        return self._bucket.copy(key, headers)
+    def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
+        return self._bucket.copy(key, headers, version)
+
+    def versions(self, prefix: str) -> dict[str, list[Version]] | None:
+        return self._bucket.versions(prefix)
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
         return self._bucket.delete(keys)

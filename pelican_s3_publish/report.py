@@ -51,7 +51,8 @@ class Report:
             f"{reasons.count('new')} new, "
             f"{reasons.count('changed') + reasons.count('missing')} changed, "
             f"{reasons.count('headers')} header-only, "
-            f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
+            + (f"{reasons.count('restored')} restored, " if "restored" in reasons else "")
+            + f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         paths = sum(len(i.paths) for i in self.invalidations)
@@ -81,7 +82,8 @@ def sent_items(plan: Plan, prefix: str, written: set[str] | None = None) -> list
     updates = [
         Sent(prefix + h.file.relpath, "headers", 0, dict(h.headers)["content-type"]) for h in plan.header_updates
     ]
-    items = uploads + updates
+    restores = [Sent(prefix + r.relpath, "restored", 0, dict(r.record.headers)["content-type"]) for r in plan.restores]
+    items = uploads + updates + restores
     if written is None:
         return items
     return [item for item in items if item.key[len(prefix) :] in written]

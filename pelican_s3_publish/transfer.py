@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import log
 from .bucket import Bucket, Write
 from .errors import PublishError
 from .manifest import Record
-from .plan import HeaderUpdate, Plan, Upload
+from .plan import HeaderUpdate, Plan, Restore, Upload
 from .stopping import GRACE_S, Interrupted, Stop
 
 SMALL_BODY = 1024 * 1024
@@ -52,7 +52,7 @@ class Tally:
     """Files and bytes done against the total, told to a listener (the progress bar) as they land."""
 
     def __init__(self, plan: Plan, listener: Callable[[Tally], None] | None = None) -> None:
-        self.total_files = len(plan.uploads) + len(plan.header_updates)
+        self.total_files = len(plan.uploads) + len(plan.header_updates) + len(plan.restores)
         self.total_bytes = sum(u.file.size for u in plan.uploads)
         self.files = 0
         self.bytes = 0
@@ -89,19 +89,36 @@ def _update_headers(target: Target, update: HeaderUpdate) -> Done:
     return Done(update.file.relpath, record, 0)
 
 
+def _restore(target: Target, restore: Restore) -> Done:
+    log.debug("restore %s (%s)", restore.relpath, restore.version or "headers")
+    etag = target.bucket.copy(target.prefix + restore.relpath, restore.record.headers, restore.version)
+    return Done(restore.relpath, replace(restore.record, etag=etag), 0)
+
+
+Task = Upload | HeaderUpdate | Restore
+
+
+def _do(target: Target, task: Task, tally: Tally) -> Done:
+    if isinstance(task, Upload):
+        return _upload(target, task, tally)
+    if isinstance(task, HeaderUpdate):
+        return _update_headers(target, task)
+    return _restore(target, task)
+
+
 def _run_phase(
     pool: ThreadPoolExecutor,
     target: Target,
-    tasks: list[Upload | HeaderUpdate],
+    tasks: list[Task],
     outcome: Outcome,
     tally: Tally,
     stop: Stop,
 ) -> None:
     """Run tasks concurrently; on the first failure, or when asked to stop, start no more."""
 
-    def run(task: Upload | HeaderUpdate) -> Done:
+    def run(task: Task) -> Done:
         stop.check("no more requests started")
-        done = _upload(target, task, tally) if isinstance(task, Upload) else _update_headers(target, task)
+        done = _do(target, task, tally)
         tally.add_file()
         return done
 
@@ -157,21 +174,28 @@ def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome, stop: St
         outcome.error = PublishError(f"could not delete s3://{target.bucket.name}/{key}: {detail}")
 
 
-def _phases(plan: Plan, first_alone: bool) -> list[list[Upload | HeaderUpdate]]:
-    """Assets and header updates, then pages; with `first_alone`, the smallest of the first goes before all.
+def _phases(plan: Plan, first_alone: bool) -> list[list[Task]]:
+    """Assets, header updates and restored assets, then pages; with `first_alone`, the smallest of the first
+    goes before all.
 
     A store may make room for a bucket on its first write, and make writers
     that come meanwhile wait: SeaweedFS grows a new bucket's volumes then, and
     32 concurrent first PUTs waited a second for it where one alone took 0.2 s.
     """
-    assets: list[Upload | HeaderUpdate] = [u for u in plan.uploads if not u.is_page]
+    assets: list[Task] = [u for u in plan.uploads if not u.is_page]
     assets += list(plan.header_updates)
-    pages: list[Upload | HeaderUpdate] = [u for u in plan.uploads if u.is_page]
+    assets += [r for r in plan.restores if not r.is_page]
+    pages: list[Task] = [u for u in plan.uploads if u.is_page]
+    pages += [r for r in plan.restores if r.is_page]
     phases = [assets, pages]
     if first_alone and (head := assets or pages):
-        smallest = min(range(len(head)), key=lambda index: head[index].file.size)
+        smallest = min(range(len(head)), key=lambda index: _size(head[index]))
         phases.insert(0, [head.pop(smallest)])
     return [tasks for tasks in phases if tasks]
+
+
+def _size(task: Task) -> int:
+    return task.record.size if isinstance(task, Restore) else task.file.size
 
 
 def send(

@@ -120,9 +120,10 @@ def bucket(s3_server: seaweed.SeaweedServer) -> Iterator[Bucket]:
 
 
 def stored_manifest(body: bytes) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """The manifest as any reader finds it: gzip'd JSON lines, a head, then one row per object."""
-    head, *rows = (json.loads(line) for line in gzip.decompress(body).splitlines())
-    return head, {row[0]: row[1:] for row in rows}
+    """The manifest as any reader finds it: gzip'd JSON lines, a head, one row (an array) per object, then
+    the history (an object per publish)."""
+    head, *lines = (json.loads(line) for line in gzip.decompress(body).splitlines())
+    return head, {row[0]: row[1:] for row in lines if isinstance(row, list)}
 
 
 def md5_tree(root: Path) -> dict[str, str]:

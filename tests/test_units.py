@@ -290,3 +290,31 @@ def test_a_share_never_refuses_a_few_deletes_from_a_small_site() -> None:
     plan = make_plan(kept, state, lambda f: HTML, delete=True, max_deletes=DeleteLimit(share=0.25))
 
     assert len(plan.deletes) == 8
+
+
+def test_the_history_keeps_the_last_publishes_within_its_bounds() -> None:
+    from pelican_s3_publish import history
+
+    lines: tuple[str, ...] = ()
+    for number in range(history.MAX_ENTRIES + 5):
+        entry = history.new_entry({}, [f"p{number}.html"], [], {"new": 1})
+        lines = history.added(lines, entry)
+    assert len(lines) == history.MAX_ENTRIES
+    assert history.decode(lines[-1]).created == (f"p{history.MAX_ENTRIES + 4}.html",)
+
+    big = history.new_entry({}, [f"q{i}.html" for i in range(history.MAX_ROWS)], [], {"new": history.MAX_ROWS})
+    assert [history.decode(line).id for line in history.added(lines, big)] == [big.id]
+
+
+def test_the_records_after_an_earlier_publish_undo_every_later_one() -> None:
+    from pelican_s3_publish import history
+
+    old, new = Record("a" * 32, 1, "a" * 32, HTML, ""), Record("b" * 32, 1, "b" * 32, HTML, "")
+    first = history.new_entry({}, ["kept.html", "edited.html", "gone.html"], [], {})
+    second = history.new_entry(
+        {"kept.html": old, "edited.html": old, "gone.html": old}, ["edited.html", "added.html"], ["gone.html"], {}
+    )
+    now = {"kept.html": old, "edited.html": new, "added.html": new}
+
+    assert history.records_at([first, second], now, None) == {"kept.html": old, "edited.html": old, "gone.html": old}
+    assert history.records_at([first, second], now, second.id) == now
