@@ -14,13 +14,14 @@ from pathlib import Path
 
 from bench import sites
 from bench.run import fresh, median, run_timed, s3, warm_up
+from devtools import chaos, seaweed
 from devtools import proxy as proxy_module
-from devtools import seaweed
 
 WITHOUT = "without the plugin"
 WITHOUT_AGAIN = "the same build without the plugin"
 OFF = "publishing off"
 NOOP = "no-op publish"
+CHAOS_SEED = 20261126
 
 TIMED_BUILD = """
 import json, sys, time
@@ -182,6 +183,17 @@ def scale(server: seaweed.SeaweedServer, counts: list[int], work: Path) -> list[
     return rows
 
 
+def chaos_run(server: seaweed.SeaweedServer, rounds: int) -> dict[str, object]:
+    """The long seeded chaos run (devtools/chaos.py): its figures, and any promise it saw broken."""
+    started = time.monotonic()
+    stats = chaos.run(server, CHAOS_SEED, rounds, log=lambda line: None)
+    print(f"  chaos: {stats.publishes} publishes, {len(stats.violations)} violations", flush=True)
+    return {
+        "seed": CHAOS_SEED, "publishes": stats.publishes, "failed": stats.failed, "faults": stats.faults,
+        "kills": stats.kills, "violations": stats.violations, "minutes": (time.monotonic() - started) / 60,
+    }  # fmt: skip
+
+
 def measure(args: argparse.Namespace, builds: sites.Builds, work: Path) -> dict[str, object]:
     with seaweed.running(fresh(work / "seaweedfs-extra")) as server:
         warm_up(server)
@@ -190,6 +202,7 @@ def measure(args: argparse.Namespace, builds: sites.Builds, work: Path) -> dict[
             "uploads": uploads(builds, server, args.rtt_ms, work),
             "in_pelican": in_pelican(builds, server, args.pelican_rounds, work),
             "scale": scale(server, args.scale_files, work),
+            "chaos": chaos_run(server, args.chaos_rounds),
         }
     (work / "extra.json").write_text(json.dumps(found, indent=2))
     return found

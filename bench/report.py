@@ -100,6 +100,16 @@ def previous_medians(path: Path) -> dict[tuple[str, str], float]:
     return found
 
 
+CHAOS_METHOD = [
+    "`devtools/chaos.py`, seeded: each round changes a generated site at random (edit, add, remove, rename, a "
+    "header rule), publishes it through the fault proxy (a share of requests answered 500, 503, SlowDown, reset, "
+    "stalled past the timeout or cut mid-body, a lost answer to the manifest write; a fifth of the publishes "
+    "SIGKILLed at a random write), then publishes it again without faults. After every publish: the manifest's "
+    "records match the listing, no foreign object was deleted, no page links to a missing asset; after each clean "
+    "one, the bucket equals the output, bytes and headers. `python -m devtools.chaos --rounds 250` reproduces it.",
+]
+
+
 def _targets(results: Results, extras: dict[str, Any], rtt: str, previous: dict[tuple[str, str], float]) -> list[str]:
     def line(label: str, value: float | None, limit: float, unit: str = "x", strictly: bool = False) -> str:
         if value is None:
@@ -138,6 +148,12 @@ def _targets(results: Results, extras: dict[str, Any], rtt: str, previous: dict[
         f"| fewest objects written in every scenario | {'yes' if fewest else 'no'} | — | "
         f"{'met' if fewest else '**not met**'} |"
     )
+    if chaos := extras.get("chaos"):
+        broken = len(chaos["violations"])
+        rows.append(
+            f"| chaos run: promises broken in {chaos['publishes']} publishes | {broken} | 0 | "
+            f"{'met' if broken == 0 else '**not met**'} |"
+        )
     rows += ["", "No scenario slower than in the previous RESULTS.md, which timed every tool through the recording "
              "proxy: compared with this run's counting pass, which goes through the same proxy (one run), and "
              "with this run's direct medians.", "",
@@ -216,6 +232,15 @@ def write(
             f"{row['noop_rss_mb']:.0f} | {row['noop_s'] / row['files'] * 1e6:.0f} |"
             for row in extras["scale"]
         ]
+    if chaos := extras.get("chaos"):
+        figures = [*(chaos[name] for name in ("seed", "publishes", "failed", "faults", "kills"))]
+        figures += [len(chaos["violations"]), f"{chaos['minutes']:.1f}"]
+        header = (
+            "| seed | publishes | failed (faults past every retry) | faults injected | SIGKILLs | broken | minutes |"
+        )
+        lines += ["", "## Chaos run", "", *CHAOS_METHOD, "", header, "|---|---|---|---|---|---|---|"]
+        lines.append("| " + " | ".join(str(f) for f in figures) + " |")
+        lines += [f"- {violation}" for violation in chaos["violations"]]
     notes = Path(__file__).with_name("NOTES.md")
     if notes.exists():
         lines += ["", notes.read_text().strip()]

@@ -182,12 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", nargs="*", help="tool names to run (default: all)")
     parser.add_argument("--rtt-tools", nargs="*", help="of those, the ones to run at the round trip too (default: all)")
     parser.add_argument("--pelican-rounds", type=int, default=5, help="rounds of whole builds for the in-Pelican rows")
+    parser.add_argument("--chaos-rounds", type=int, default=250, help="rounds of the chaos run, two publishes each")
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--quick", action="store_true", help="tiny site, one run, no scale test")
     args = parser.parse_args(argv)
     if args.quick:
         args.articles, args.big_mb, args.runs, args.scale_files, args.rtt_ms = 20, 9, 1, [], 5
+        args.chaos_rounds = 3
     from bench import extra, report
 
     args.work.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,12 @@ class Manifest:
     pending: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The last publishes, oldest first, each a line of JSON: read only to list or undo them (`history`).
     history: tuple[str, ...] = ()
+    # Keys the plugin owns whose object a publish was changing or deleting when it stopped: no record
+    # vouches for them, but they are still its own to replace or delete.
+    in_flight: tuple[str, ...] = ()
+
+    def owns(self, relpath: str) -> bool:
+        return relpath in self.records or relpath in self.in_flight
 
 
 @dataclass(frozen=True)
@@ -85,15 +91,14 @@ def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, R
     return listing
 
 
-def encode_manifest(
-    records: dict[str, Record], pending: dict[str, tuple[str, ...]] | None = None, history: tuple[str, ...] = ()
-) -> bytes:
+def encode_manifest(manifest: Manifest) -> bytes:
     """JSON lines: a head (each distinct header set once), one line per object referring to its set, then
     the history, one line per publish.
 
     Lines, not one document, so a 100,000-object manifest is read a line at a
     time instead of being parsed whole beside the records made from it.
     """
+    records, pending = manifest.records, manifest.pending
     header_sets: dict[Headers, int] = {}
     rows = []
     for relpath in sorted(records):
@@ -104,9 +109,10 @@ def encode_manifest(
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
         "header_sets": [dict(headers) for headers in header_sets],
-        "pending_invalidations": {distribution: list(paths) for distribution, paths in sorted((pending or {}).items())},
+        "pending_invalidations": {distribution: list(paths) for distribution, paths in sorted(pending.items())},
+        "in_flight": sorted(manifest.in_flight),
     }
-    text = "".join([_line(head), *rows, *(line + "\n" for line in history)])
+    text = "".join([_line(head), *rows, *(line + "\n" for line in manifest.history)])
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
@@ -124,7 +130,7 @@ def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
         history: list[str] = []
         records = dict(_record(row, header_sets) for row in _rows(head, lines, history))
     pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
-    return Manifest(records, etag, pending, tuple(history))
+    return Manifest(records, etag, pending, tuple(history), tuple(head.get("in_flight", ())))
 
 
 def _rows(head: dict[str, Any], lines: Iterable[bytes], history: list[str]) -> Iterator[list[Any]]:

@@ -17,7 +17,7 @@ from .bucket import Version
 from .errors import RefusedError
 from .headers import Headers
 from .local import Found, LocalFile
-from .manifest import Record, RemoteState
+from .manifest import Manifest, Record, RemoteState
 from .settings import Delete, DeleteLimit
 
 Reason = Literal["new", "changed", "missing", "headers"]
@@ -171,8 +171,9 @@ def _decide(
 def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:
     if delete is False:
         return []
-    stale = [r for r in state.manifest.records if r not in local and r in state.listing]
-    unmanaged = [r for r in state.listing if r not in local and r not in state.manifest.records]
+    owned = [*state.manifest.records, *state.manifest.in_flight]
+    stale = [r for r in owned if r not in local and r in state.listing]
+    unmanaged = [r for r in state.listing if r not in local and not state.manifest.owns(r)]
     return sorted(stale + (unmanaged if delete == "all" else []))
 
 
@@ -200,6 +201,25 @@ def _check_deletes(count: int, deletable: int, limit: DeleteLimit) -> None:
             f"over S3_PUBLISH_MAX_DELETES = {limit}: nothing was changed; check the output directory, "
             "or allow it once with -e S3_PUBLISH_MAX_DELETES=null"
         )
+
+
+def ahead_of(plan: Plan, state: RemoteState) -> Manifest:
+    """The manifest written before the plan changes anything: each key it will write or delete moves from
+    the records to in flight, so a publish killed midway leaves no record the bucket contradicts, and the
+    next still knows those keys for its own."""
+    touched = set(plan.changed)
+    records = {r: rec for r, rec in records_after(plan, state, {}, ()).items() if r not in touched}
+    return replace(state.manifest, records=records, in_flight=tuple(sorted({*state.manifest.in_flight, *touched})))
+
+
+def in_flight_after(
+    plan: Plan, state: RemoteState, records: dict[str, Record], deleted: Iterable[str]
+) -> tuple[str, ...]:
+    """What is still in flight once the publish is done: keys neither recorded nor deleted that may hold
+    something of ours (listed at the start, or written to by this publish)."""
+    settled = {*records, *deleted}
+    candidates = {*state.manifest.in_flight, *plan.changed}
+    return tuple(sorted(r for r in candidates if r not in settled and (r in state.listing or r in plan.changed)))
 
 
 def make_plan(

@@ -18,7 +18,16 @@ from .errors import PublishError, RefusedError
 from .headers import Headers, desired
 from .local import LocalFile, identify, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
-from .plan import Plan, adoptable, make_plan, make_rollback, on_record, records_after
+from .plan import (
+    Plan,
+    adoptable,
+    ahead_of,
+    in_flight_after,
+    make_plan,
+    make_rollback,
+    on_record,
+    records_after,
+)
 from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
@@ -84,13 +93,26 @@ def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> t
     return bucket, plan, state
 
 
-def _apply(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, tally: Tally, stop: Stop) -> Outcome:
+def _write_ahead(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, pending: Pending) -> Manifest:
+    """Before anything changes: the keys about to change go in flight, and the CDN paths pending.
+
+    Conditional on the manifest read at the start, so a publisher that lost a
+    race stops here, having changed nothing.
+    """
+    if plan.is_empty:
+        return state.manifest
+    return write_manifest(bucket, settings.prefix, replace(ahead_of(plan, state), pending=pending), state.manifest)
+
+
+def _apply(
+    bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, ahead: Manifest, tally: Tally, stop: Stop
+) -> Outcome:
     """Send, then delete only if everything arrived and nobody else published meanwhile."""
     target = Target(bucket, settings.prefix)
     outcome = send(plan, target, settings.workers, stop, first_alone=not state.listing, tally=tally)
     if plan.deletes and outcome.error is None:
         try:
-            ensure_unchanged(bucket, settings.prefix, state.manifest)
+            ensure_unchanged(bucket, settings.prefix, ahead)
         except PublishError as error:
             outcome.error = error
             return outcome
@@ -102,7 +124,13 @@ Pending = dict[str, tuple[str, ...]]  # URL paths by CloudFront distribution
 
 
 def _record(
-    bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, outcome: Outcome, pending: Pending
+    bucket: Bucket,
+    settings: Settings,
+    plan: Plan,
+    state: RemoteState,
+    ahead: Manifest,
+    outcome: Outcome,
+    pending: Pending,
 ) -> Manifest:
     """Write the manifest, true even for a publish that failed half-way; then report that failure.
 
@@ -113,10 +141,13 @@ def _record(
     """
     records = records_after(plan, state, outcome.records, outcome.deleted)
     after = Manifest(
-        records, pending=pending, history=history.added(state.manifest.history, _entry(plan, state, outcome))
+        records,
+        pending=pending,
+        history=history.added(state.manifest.history, _entry(plan, state, outcome)),
+        in_flight=in_flight_after(plan, state, records, outcome.deleted),
     )
     try:
-        written = write_manifest(bucket, settings.prefix, after, state.manifest, retry=outcome.error is None)
+        written = write_manifest(bucket, settings.prefix, after, ahead, retry=outcome.error is None)
     except PublishError as error:
         if outcome.error is None:
             raise
@@ -227,6 +258,11 @@ def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], 
     started = time.monotonic()
     with on_signals() as stop:
         bucket, state = start_read(settings).result()
+        if state.manifest.in_flight:
+            raise RefusedError(
+                "the last publish stopped midway, so the history does not say what it changed: "
+                "publish again, then roll back"
+            )
         entries = [history.decode(line) for line in state.manifest.history]
         target = history.records_at(entries, state.manifest.records, to)
         chosen = history.find(entries, to).id
@@ -252,11 +288,13 @@ def _carry_out(
 ) -> Report:
     outcome = Outcome()
     cloudfront, wanted = _cdn_paths(settings, bucket, plan, state)
-    up_to_date = plan.is_empty and records_after(plan, state, {}, ()) == state.manifest.records and not wanted
+    settled = not state.manifest.in_flight and records_after(plan, state, {}, ()) == state.manifest.records
+    up_to_date = plan.is_empty and settled and not wanted
     invalidations = _planned(settings, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:
-        outcome = _apply(bucket, settings, plan, state, Tally(plan, on_progress), stop)
-        manifest = _record(bucket, settings, plan, state, outcome, wanted)
+        ahead = _write_ahead(bucket, settings, plan, state, wanted)
+        outcome = _apply(bucket, settings, plan, state, ahead, Tally(plan, on_progress), stop)
+        manifest = _record(bucket, settings, plan, state, ahead, outcome, wanted)
         if cloudfront is not None and wanted:
             invalidations = _tell_cdn(cloudfront, settings, bucket, manifest)
     written = None if settings.dry_run else set(outcome.records)

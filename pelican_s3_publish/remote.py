@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,8 +57,9 @@ def fetch(bucket: Bucket, prefix: str) -> RemoteState:
     with ThreadPoolExecutor(max_workers=2) as pool:
         manifest = pool.submit(read_manifest, bucket, prefix)
         listed = pool.submit(bucket.list_objects, prefix)
+        listing = listed.result()  # its failure first: it names the bucket, not one key of it
         read = manifest.result()
-        return RemoteState(checked_listing(listed.result(), prefix, read.records), read)
+        return RemoteState(checked_listing(listing, prefix, read.records), read)
 
 
 def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manifest, retry: bool = True) -> Manifest:
@@ -69,7 +70,7 @@ def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manif
     lost answer is never taken for another publisher.
     """
     key = prefix + MANIFEST_NAME
-    body = encode_manifest(after.records, after.pending, after.history)
+    body = encode_manifest(after)
     condition = Write(if_match=previous.etag, create=previous.etag is None, retry=retry)
     try:
         etag = bucket.put(key, body, MANIFEST_HEADERS, condition)
@@ -78,7 +79,7 @@ def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manif
         if found is None or found[0] != body:
             raise ConcurrentPublishError(bucket.name, prefix) from None
         etag = found[1]
-    return Manifest(after.records, etag, after.pending, after.history)
+    return replace(after, etag=etag)
 
 
 def ensure_unchanged(bucket: Bucket, prefix: str, manifest: Manifest) -> None:

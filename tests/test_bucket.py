@@ -290,21 +290,22 @@ def test_what_botocore_retries_is_retried_and_counted(site: Site, bucket: Bucket
 
 # 9. A manifest write whose answer was lost is not taken for someone else's publish.
 def test_a_lost_answer_to_the_manifest_write_is_not_a_concurrent_publish(site: Site, bucket: Bucket) -> None:
-    lost = {"left": 1}
+    manifest_writes = {"seen": 0}
 
-    def lose_the_first_manifest_answer(method: str, key: str) -> proxy_module.Fault | None:
-        if method == "PUT" and key == MANIFEST and lost["left"]:
-            lost["left"] = 0
-            return "lost-answer"
+    def lose_the_answer_to_the_record(method: str, key: str) -> proxy_module.Fault | None:
+        """The second manifest write records the publish (the first claims the keys it changes)."""
+        if method == "PUT" and key == MANIFEST:
+            manifest_writes["seen"] += 1
+            return "lost-answer" if manifest_writes["seen"] == 2 else None
         return None
 
-    bucket.proxy.fault = lose_the_first_manifest_answer
+    bucket.proxy.fault = lose_the_answer_to_the_record
 
     build = site.build()
 
     assert build.returncode == 0, build.output
     manifest_puts = [r.status for r in bucket.proxy.requests if r.method == "PUT" and r.key == MANIFEST]
-    assert manifest_puts == [200, 412]  # written, answer lost; the retry finds it there
+    assert manifest_puts == [200, 200, 412]  # claimed; recorded, answer lost; the retry finds it there
     assert set(stored_manifest(bucket.body(MANIFEST))[1]) == set(md5_tree(site.output))
     bucket.proxy.clear()
     assert site.build().returncode == 0
@@ -399,7 +400,7 @@ def test_a_nested_build_in_another_thread_does_not_publish(site: Site, bucket: B
 
     assert build.returncode == 0, build.output
     assert build.output.count("published to") == 1, build.output
-    assert [r.key for r in bucket.proxy.writes() if r.key == MANIFEST] == [MANIFEST]
+    assert [r.key for r in bucket.proxy.writes() if r.key == MANIFEST] == [MANIFEST] * 2  # one publish: claim, record
     assert "sub/index.html" in bucket.site_keys()
     assert bucket.site_keys() == set(md5_tree(site.output))
 

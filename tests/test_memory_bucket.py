@@ -37,14 +37,28 @@ def _manifest(bucket: MemoryBucket, prefix: str = "") -> dict[str, object]:
     return dict(stored_manifest(bucket.objects[prefix + MANIFEST_NAME].body)[1])
 
 
-def test_a_first_publish_sends_assets_before_pages_and_records_them_last(tmp_path: Path) -> None:
+def test_a_first_publish_claims_its_keys_then_sends_assets_before_pages_and_records_them_last(
+    tmp_path: Path,
+) -> None:
     bucket = MemoryBucket()
+    manifest = "blog/" + MANIFEST_NAME
+    claimed: list[object] = []
+    put = bucket.put
+
+    def noting_the_manifest(key: str, body: bytes | Path, *args: object, **kwargs: object) -> str:
+        if key == manifest:
+            claimed.append(stored_manifest(body)[0]["in_flight"] if isinstance(body, bytes) else None)
+        return put(key, body, *args, **kwargs)  # type: ignore[arg-type]
+
+    bucket.put = noting_the_manifest  # type: ignore[method-assign]
 
     sent = _publish(bucket, _site(tmp_path), prefix="blog/")
 
     assert set(sent) == {"blog/index.html", "blog/post.html", "blog/css/site.css"}
     order = [key for _, key in bucket.writes]
-    assert order[0] == "blog/css/site.css" and order[-1] == "blog/" + MANIFEST_NAME
+    assert order[:2] == [manifest, "blog/css/site.css"] and order[-1] == manifest
+    assert set(order[2:-1]) == {"blog/index.html", "blog/post.html"}
+    assert claimed == [["css/site.css", "index.html", "post.html"], []]
     assert set(_manifest(bucket, "blog/")) == {"index.html", "post.html", "css/site.css"}
 
 
@@ -65,7 +79,7 @@ def test_a_header_rule_change_copies_without_sending_bytes(tmp_path: Path) -> No
     _publish(bucket, root, headers=(("*.css", {"cache-control": "max-age=60"}),))
 
     assert ("copy", "css/site.css") in bucket.writes
-    assert [w for w in bucket.writes if w[0] == "put"] == [("put", MANIFEST_NAME)]
+    assert [w for w in bucket.writes if w[0] == "put"] == [("put", MANIFEST_NAME)] * 2  # claimed, then recorded
     assert dict(bucket.objects["css/site.css"].headers)["cache-control"] == "max-age=60"
 
 
