@@ -134,10 +134,10 @@ def _record(
 ) -> Manifest:
     """Write the manifest, true even for a publish that failed half-way; then report that failure.
 
-    It carries the CDN paths this publish may change as pending until the CDN
-    has been told: written ahead, no invalidation can be lost. After a failure
-    it is tried once, not retried: the server has just failed every retry of
-    a request, and the next publish adopts by ETag what arrived.
+    Conditional on the manifest written ahead. It keeps the CDN paths pending
+    until the CDN has been told, and in flight the keys whose fate is unknown.
+    After a failure it is tried once, not retried: the server has just failed
+    every retry of a request, and the next publish adopts by ETag what arrived.
     """
     records = records_after(plan, state, outcome.records, outcome.deleted)
     after = Manifest(
