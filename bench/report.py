@@ -103,7 +103,7 @@ def previous_medians(path: Path) -> dict[tuple[str, str], float]:
 CHAOS_METHOD = [
     "`devtools/chaos.py`, seeded: each round changes a generated site at random (edit, add, remove, rename, a "
     "header rule), publishes it through the fault proxy (a share of requests answered 500, 503, SlowDown, reset, "
-    "stalled past the timeout or cut mid-body, a lost answer to the manifest write; a fifth of the publishes "
+    "stalled past the timeout, cut mid-answer or corrupted on the way, a lost answer to the manifest write; a fifth of the publishes "
     "SIGKILLed at a random write), then publishes it again without faults. After every publish: the manifest's "
     "records match the listing, no foreign object was deleted, no page links to a missing asset; after each clean "
     "one, the bucket equals the output, bytes and headers. `python -m devtools.chaos --rounds 250` reproduces it.",

@@ -3,7 +3,8 @@
 Each round changes the site at random (edit, add, remove or rename a page or
 an asset, change a header rule), then publishes it from the command line
 through the fault proxy, which answers a share of requests with a fault (500,
-503, a reset, a stall past the timeout, an answer cut mid-body, a lost answer
+503, a reset, a stall past the timeout, an answer cut mid-body, a body
+corrupted on the way (refused by its checksum), a lost answer
 to the manifest write) or SIGKILLs the publisher at a random write. Then,
 with no faults, it publishes again. After every publish it checks:
 
@@ -46,7 +47,7 @@ from devtools import seaweed
 MANIFEST = ".s3-publish-manifest.json.gz"
 FOREIGN = {"foreign/readme.txt": b"not the plugin's", "foreign/data.json": b"{}"}
 CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".png": "image/png"}
-FAULTS: list[proxy_module.Fault] = [500, 503, (503, "SlowDown"), "reset", "stall", "cut"]
+FAULTS: list[proxy_module.Fault] = [500, 503, (503, "SlowDown"), "reset", "stall", "cut", "corrupt"]
 WRITES = ("PUT", "POST", "DELETE")
 LINK = re.compile(r'(?:src|href)="([^"#?:]+)"')
 

@@ -46,9 +46,11 @@ class Entry:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.time))
         c = self.counts
         what = f"rollback to {self.to}" if self.kind == "rollback" else "publish"
+        restored = f"{c['restored']} restored, " if c.get("restored") else ""
         return (
             f"{self.id}  {when}  {what}: {c.get('new', 0)} new, {c.get('changed', 0)} changed, "
-            f"{c.get('headers', 0)} header-only, {c.get('deleted', 0)} deleted, {c.get('bytes', 0)} bytes sent"
+            f"{c.get('headers', 0)} header-only, {restored}{c.get('deleted', 0)} deleted, "
+            f"{c.get('bytes', 0)} bytes sent"
         )
 
 

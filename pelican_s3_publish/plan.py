@@ -171,7 +171,7 @@ def _decide(
 def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:
     if delete is False:
         return []
-    owned = [*state.manifest.records, *state.manifest.in_flight]
+    owned = {*state.manifest.records, *state.manifest.in_flight}
     stale = [r for r in owned if r not in local and r in state.listing]
     unmanaged = [r for r in state.listing if r not in local and not state.manifest.owns(r)]
     return sorted(stale + (unmanaged if delete == "all" else []))
@@ -217,9 +217,9 @@ def in_flight_after(
 ) -> tuple[str, ...]:
     """What is still in flight once the publish is done: keys neither recorded nor deleted that may hold
     something of ours (listed at the start, or written to by this publish)."""
-    settled = {*records, *deleted}
-    candidates = {*state.manifest.in_flight, *plan.changed}
-    return tuple(sorted(r for r in candidates if r not in settled and (r in state.listing or r in plan.changed)))
+    settled, changed = {*records, *deleted}, set(plan.changed)
+    candidates = {*state.manifest.in_flight, *changed}
+    return tuple(sorted(r for r in candidates if r not in settled and (r in state.listing or r in changed)))
 
 
 def make_plan(
@@ -245,7 +245,8 @@ def make_plan(
             kept[file.relpath] = decision
     local = {f.relpath for f in files}
     deletes = _deletes(local, state, delete)
-    _check_deletes(len(deletes), len(state.listing if delete == "all" else state.manifest.records), max_deletes)
+    owned = len(state.manifest.records) + len(state.manifest.in_flight)
+    _check_deletes(len(deletes), len(state.listing) if delete == "all" else owned, max_deletes)
     uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
     return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept)
 

@@ -143,7 +143,7 @@ def _record(
     after = Manifest(
         records,
         pending=pending,
-        history=history.added(state.manifest.history, _entry(plan, state, outcome)),
+        history=_history_after(plan, state, outcome),
         in_flight=in_flight_after(plan, state, records, outcome.deleted),
     )
     try:
@@ -157,6 +157,13 @@ def _record(
     if outcome.error is not None:
         raise outcome.error
     return written
+
+
+def _history_after(plan: Plan, state: RemoteState, outcome: Outcome) -> tuple[str, ...]:
+    """A publish that wrote or deleted nothing (it only adopted objects, say) has nothing to undo."""
+    if not (outcome.records or outcome.deleted):
+        return state.manifest.history
+    return history.added(state.manifest.history, _entry(plan, state, outcome))
 
 
 def _entry(plan: Plan, state: RemoteState, outcome: Outcome) -> history.Entry:
