@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
-from . import etags
+from . import compression, etags
 from .bucket import Version
+from .compression import GzipSetting
 from .errors import RefusedError
 from .headers import Headers
 from .local import Found, LocalFile
 from .manifest import Manifest, Record, RemoteState
 from .settings import Delete, DeleteLimit
 
-Reason = Literal["new", "changed", "missing", "headers"]
+Reason = Literal["new", "changed", "missing", "headers", "gzip"]  # gzip: the same bytes, now stored (un)compressed
 
 # Sent after everything else, so they never link to an asset not yet there.
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/atom+xml", "application/rss+xml")
@@ -31,6 +33,7 @@ class Upload:
     file: LocalFile
     headers: Headers
     reason: Reason
+    gzip: bool = False  # sent gzip-compressed, with Content-Encoding: gzip, if that makes it smaller
 
     @property
     def is_page(self) -> bool:
@@ -85,7 +88,8 @@ class Plan:
     def describe(self) -> list[str]:
         """One line per key that would change, saying what and why."""
         lines = [
-            f"upload  {u.file.relpath}  ({u.reason}, {u.file.size} bytes, {dict(u.headers)['content-type']})"
+            f"upload  {u.file.relpath}  ({u.reason}, {u.file.size} bytes, {dict(u.headers)['content-type']}"
+            f"{', gzip' if u.gzip else ''})"
             for u in self.uploads
         ]
         for update in self.header_updates:
@@ -152,20 +156,31 @@ def adoptable(files: Iterable[LocalFile], state: RemoteState, workers: int) -> l
 
 
 def _decide(
-    file: LocalFile, headers: Headers, state: RemoteState, verified: dict[str, Headers]
+    file: LocalFile, headers: Headers, gzip: GzipSetting, state: RemoteState, verified: dict[str, Headers]
 ) -> Upload | HeaderUpdate | Record:
+    """What one file needs. Bytes are compared as they are on disk, whatever encoding they are stored in."""
+    want_gzip = compression.wanted(file.relpath, file.size, headers, gzip)
     listed = state.listing.get(file.relpath)
     if listed is None:
         missing = file.relpath in state.manifest.records
-        return Upload(file, headers, "missing" if missing else "new")
+        return Upload(file, headers, "missing" if missing else "new", want_gzip)
     record = vouched(file.relpath, state)
     if record is None and file.relpath in verified:
         record = Record(file.md5, file.size, listed.etag, verified[file.relpath], file.sha256)
     if record is None or (record.md5, record.size) != (file.md5, file.size):
-        return Upload(file, headers, "changed")
-    if record.headers != headers:
-        return HeaderUpdate(file, headers, record.headers)
+        return Upload(file, headers, "changed", want_gzip)
+    stored_gzip = compression.stored_gzipped(record.headers, headers)
+    if want_gzip != stored_gzip and (stored_gzip or _shrinks(file)):
+        return Upload(file, headers, "gzip", want_gzip)
+    expected = compression.with_gzip(headers) if stored_gzip else headers
+    if record.headers != expected:
+        return HeaderUpdate(file, expected, record.headers)
     return record if record.sha256 == file.sha256 else replace(record, sha256=file.sha256)
+
+
+def _shrinks(file: LocalFile) -> bool:
+    """Read and compressed only when gzip is newly wanted for bytes stored plain (or that did not shrink)."""
+    return compression.compressed(Path(file.path).read_bytes()) is not None
 
 
 def _deletes(local: set[str], state: RemoteState, delete: Delete) -> list[str]:
@@ -230,13 +245,14 @@ def make_plan(
     delete: Delete,
     max_deletes: DeleteLimit,
     verified: dict[str, Headers] | None = None,
+    gzip: GzipSetting = False,
 ) -> Plan:
     verified = verified or {}
     uploads: list[Upload] = []
     updates: list[HeaderUpdate] = []
     kept: dict[str, Record] = {}
     for file in files:
-        decision = _decide(file, headers_of(file), state, verified)
+        decision = _decide(file, headers_of(file), gzip, state, verified)
         if isinstance(decision, Upload):
             uploads.append(decision)
         elif isinstance(decision, HeaderUpdate):

@@ -89,6 +89,7 @@ def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> t
         delete=settings.delete,
         max_deletes=settings.max_deletes,
         verified=verified,
+        gzip=settings.gzip,
     )
     return bucket, plan, state
 

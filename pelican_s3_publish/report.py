@@ -49,7 +49,7 @@ class Report:
         reasons = [item.reason for item in self.uploaded]
         counts = (
             f"{reasons.count('new')} new, "
-            f"{reasons.count('changed') + reasons.count('missing')} changed, "
+            f"{reasons.count('changed') + reasons.count('missing') + reasons.count('gzip')} changed, "
             f"{reasons.count('headers')} header-only, "
             + (f"{reasons.count('restored')} restored, " if "restored" in reasons else "")
             + f"{self.unchanged} unchanged, {len(self.deleted)} deleted"

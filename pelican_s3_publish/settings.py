@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import cdn
+from .compression import GzipSetting
 from .errors import SettingsError
 from .headers import HeaderRule, check_rule
 
@@ -124,6 +125,7 @@ class Settings:
     cloudfront_max_paths: int = DEFAULT_CLOUDFRONT_MAX_PATHS
     cloudfront_wait: bool = False
     cloudfront_wait_timeout: int = 600
+    gzip: GzipSetting = False
     atom_feeds: tuple[str, ...] = field(default=())
     rss_feeds: tuple[str, ...] = field(default=())
 
@@ -256,6 +258,14 @@ def _header_rules(name: str, value: object) -> tuple[HeaderRule, ...]:
         raise SettingsError(f"{name}: {error}: fix it in your Pelican settings") from None
 
 
+def _gzip(name: str, value: object) -> GzipSetting:
+    if value is None or value is False or value is True:
+        return bool(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(p, str) and p for p in value):
+        return tuple(value)
+    raise _bad(name, "True, False or a list of glob patterns", value)
+
+
 def _distributions(name: str, value: object) -> tuple[str, ...]:
     ids = [value] if isinstance(value, str) else value if value is not None else []
     if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) and re.fullmatch(r"[A-Z0-9]+", i) for i in ids):
@@ -290,6 +300,7 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "CLOUDFRONT_MAX_PATHS": ("cloudfront_max_paths", lambda n, v: _whole(n, v, 1, cdn.MAX_PATHS)),
     "CLOUDFRONT_WAIT": ("cloudfront_wait", _bool),
     "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
+    "GZIP": ("gzip", _gzip),
 }
 
 

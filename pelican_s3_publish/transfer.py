@@ -14,9 +14,10 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import log
+from . import compression, log
 from .bucket import Bucket, Write
 from .errors import PublishError
+from .headers import Headers
 from .manifest import Record
 from .plan import HeaderUpdate, Plan, Restore, Upload
 from .stopping import GRACE_S, Interrupted, Stop
@@ -76,10 +77,24 @@ class Tally:
 def _upload(target: Target, upload: Upload, tally: Tally) -> Done:
     file = upload.file
     log.debug("upload %s (%s)", file.relpath, upload.reason)
-    # Up to a megabyte is read whole; more streams from disk, so memory stays bounded.
-    body = Path(file.path).read_bytes() if file.size <= SMALL_BODY else Path(file.path)
-    etag = target.bucket.put(target.prefix + file.relpath, body, upload.headers, Write(progress=tally.add_bytes))
-    return Done(file.relpath, Record(file.md5, file.size, etag, upload.headers, file.sha256), file.size)
+    body, headers = _body(upload)
+    etag = target.bucket.put(target.prefix + file.relpath, body, headers, Write(progress=tally.add_bytes))
+    sent = len(body) if isinstance(body, bytes) else file.size
+    return Done(file.relpath, Record(file.md5, file.size, etag, headers, file.sha256), sent)
+
+
+def _body(upload: Upload) -> tuple[bytes | Path, Headers]:
+    """What to send, and with which headers: gzip-compressed when wanted and smaller.
+
+    Up to a megabyte is read whole; more streams from disk, so memory stays
+    bounded (a file to compress is read whole: text, and small).
+    """
+    file = upload.file
+    if upload.gzip:
+        data = Path(file.path).read_bytes()
+        packed = compression.compressed(data)
+        return (packed, compression.with_gzip(upload.headers)) if packed is not None else (data, upload.headers)
+    return (Path(file.path).read_bytes() if file.size <= SMALL_BODY else Path(file.path)), upload.headers
 
 
 def _update_headers(target: Target, update: HeaderUpdate) -> Done:

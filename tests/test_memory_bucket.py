@@ -5,6 +5,7 @@ SeaweedFS stays for every wire, fault and end-to-end test; these run in millisec
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -129,3 +130,61 @@ def test_progress_counts_every_file_and_byte(tmp_path: Path) -> None:
     assert seen[-1] == (3, 3, total, total)
     files_done = [files for files, *_ in seen]
     assert files_done == sorted(files_done) and set(files_done) == {0, 1, 2, 3}
+
+
+def _textual_site(root: Path) -> Path:
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_text("<html><body>" + "<p>A paragraph of the page.</p>" * 40 + "</body></html>")
+    (root / "css" / "site.css").write_text("body { margin: 0; padding: 0; }\n" * 20)
+    (root / "tiny.txt").write_text("short")
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return root
+
+
+def _stored(bucket: MemoryBucket, key: str) -> tuple[bytes, str | None]:
+    """The bytes a client gets after decoding, and the Content-Encoding the object carries."""
+    stored = bucket.objects[key]
+    encoding = dict(stored.headers).get("content-encoding")
+    return (gzip.decompress(stored.body) if encoding == "gzip" else stored.body), encoding
+
+
+def test_gzip_sends_textual_files_compressed_and_a_rebuild_sends_nothing(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _textual_site(tmp_path)
+
+    _publish(bucket, root, gzip=True)
+
+    assert _stored(bucket, "index.html") == ((root / "index.html").read_bytes(), "gzip")
+    assert _stored(bucket, "css/site.css") == ((root / "css" / "site.css").read_bytes(), "gzip")
+    assert _stored(bucket, "tiny.txt") == (b"short", None)  # too small to gain
+    assert _stored(bucket, "logo.png") == ((root / "logo.png").read_bytes(), None)
+    assert bucket.objects["index.html"].body == gzip.compress((root / "index.html").read_bytes(), 9, mtime=0)
+    bucket.writes.clear()
+    for path in root.rglob("*.*"):  # a full rebuild: the same bytes, new files
+        path.write_bytes(path.read_bytes())
+    assert _publish(bucket, root, gzip=True) == []
+    assert bucket.writes == []
+
+
+def test_turning_gzip_off_and_on_resends_exactly_the_files_it_concerns(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _textual_site(tmp_path)
+    _publish(bucket, root, gzip=True)
+
+    off = _publish(bucket, root, gzip=False)
+    assert sorted(off) == ["css/site.css", "index.html"]
+    assert _stored(bucket, "index.html")[1] is None
+
+    on = _publish(bucket, root, gzip=("*.css",))
+    assert on == ["css/site.css"]
+    assert _stored(bucket, "css/site.css") == ((root / "css" / "site.css").read_bytes(), "gzip")
+
+
+def test_a_header_rule_change_on_a_gzipped_file_keeps_its_encoding(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _textual_site(tmp_path)
+    _publish(bucket, root, gzip=True)
+    bucket.writes.clear()
+
+    _publish(bucket, root, gzip=True, headers=(("*.css", {"cache-control": "max-age=60"}),))
+
+    assert ("copy", "css/site.css") in bucket.writes
+    assert dict(bucket.objects["css/site.css"].headers)["cache-control"] == "max-age=60"
+    assert _stored(bucket, "css/site.css") == ((root / "css" / "site.css").read_bytes(), "gzip")

@@ -213,3 +213,21 @@ def test_publishing_is_off_without_a_bucket_or_when_disabled(site: Site, bucket:
     assert disabled.returncode == no_bucket.returncode == 0
     assert "s3-publish" not in disabled.output + no_bucket.output
     assert bucket.all_keys() == set()
+
+
+def test_gzip_objects_decompress_to_the_built_files_and_a_rebuild_sends_nothing(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_GZIP"] = True
+    for number in range(4, 8):
+        site.article(f"post-{number}", "A longer paragraph of text. " * 30)
+
+    assert site.build().returncode == 0
+
+    page = bucket.client.get_object(Bucket=bucket.name, Key="post-4.html")
+    assert page["ContentEncoding"] == "gzip" and page["ContentType"].startswith("text/html")
+    assert gzip.decompress(page["Body"].read()) == (site.output / "post-4.html").read_bytes()
+    logo = bucket.client.get_object(Bucket=bucket.name, Key="static/img/logo.png")
+    assert "ContentEncoding" not in logo
+    bucket.proxy.clear()
+    rebuilt = site.build()  # Pelican writes every file again
+    assert rebuilt.returncode == 0, rebuilt.output
+    assert bucket.proxy.writes() == []
