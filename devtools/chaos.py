@@ -1,7 +1,7 @@
 """A seeded chaos run: many publishes of a randomly changing site, with faults, and the promises checked.
 
 Each round changes the site at random (edit, add, remove or rename a page or
-an asset, change a header rule), then publishes it from the command line
+an asset, change a header rule, turn gzip on or off), then publishes it from the command line
 through the fault proxy, which answers a share of requests with a fault (500,
 503, a reset, a stall past the timeout, an answer cut mid-body, a body
 corrupted on the way (refused by its checksum), a lost answer
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -67,6 +68,7 @@ class Site:
     def __init__(self, root: Path, chance: random.Random) -> None:
         self.root, self.chance = root, chance
         self.cache = "max-age=60"
+        self.gzip = False
         self.serial = 0
         root.mkdir(parents=True)
         for _ in range(6):
@@ -107,7 +109,7 @@ class Site:
     def change(self) -> str:
         """One random change; what it was."""
         pages, unlinked = self._names(".html"), sorted(set(self.files()) - self._linked() - set(self._names(".html")))
-        kind = self.chance.choice(["edit", "edit", "add", "add", "remove", "rename", "headers"])
+        kind = self.chance.choice(["edit", "edit", "add", "add", "remove", "rename", "headers", "gzip"])
         if kind == "edit":
             name = self.chance.choice(sorted(self.files()))
             self._write(name, (self.root / name).read_bytes() + b" ")
@@ -120,7 +122,14 @@ class Site:
             (self.root / old).rename(self.root / self._new_name("posts", ".html"))
         elif kind == "headers":
             self.cache = self.chance.choice(["max-age=60", "max-age=300", "no-cache"])
+        elif kind == "gzip":
+            self.gzip = not self.gzip
         return kind
+
+    def gzipped(self, name: str, data: bytes) -> bool:
+        """Whether the object should be stored compressed: textual, 150 bytes or more, and smaller for it."""
+        textual = Path(name).suffix in (".html", ".css", ".js")
+        return self.gzip and textual and len(data) >= 150 and len(gzip.compress(data, 9, mtime=0)) < len(data)
 
 
 @dataclass
@@ -161,14 +170,15 @@ def client(endpoint_url: str) -> Any:
     )
 
 
-def _settings(path: Path, bucket: str, endpoint_url: str, cache: str) -> None:
+def _settings(path: Path, bucket: str, endpoint_url: str, site: Site) -> None:
     values = {
         "S3_PUBLISH_BUCKET": bucket,
         "S3_PUBLISH_ENDPOINT_URL": endpoint_url,
         "S3_PUBLISH_WORKERS": 8,
         "S3_PUBLISH_TIMEOUT": 2,
         "S3_PUBLISH_MAX_DELETES": None,
-        "S3_PUBLISH_HEADERS": [("*.css", {"Cache-Control": cache})],
+        "S3_PUBLISH_HEADERS": [("*.css", {"Cache-Control": site.cache})],
+        "S3_PUBLISH_GZIP": site.gzip,
     }
     path.write_text("".join(f"{name} = {value!r}\n" for name, value in values.items()))
 
@@ -207,8 +217,6 @@ def _listing(s3: Any, bucket: str) -> dict[str, str]:
 
 def _check(s3: Any, bucket: str, where: str, stats: Stats) -> dict[str, str]:
     """The promises that hold after every publish, clean or not; the listing."""
-    import gzip
-
     listed = _listing(s3, bucket)
     if MANIFEST in listed:
         lines = [
@@ -224,7 +232,9 @@ def _check(s3: Any, bucket: str, where: str, stats: Stats) -> dict[str, str]:
         if key not in listed:
             stats.violations.append(f"{where}: {key}, not the plugin's, was deleted")
     for key in (k for k in listed if k.endswith(".html")):
-        page = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace")
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        body = answer["Body"].read()
+        page = (gzip.decompress(body) if answer.get("ContentEncoding") == "gzip" else body).decode(errors="replace")
         for link in LINK.findall(page):
             if link.lstrip("/") not in listed:
                 stats.violations.append(f"{where}: {key} links to {link}, which is not in the bucket")
@@ -241,8 +251,14 @@ def _check_clean(s3: Any, bucket: str, site: Site, where: str, stats: Stats) -> 
     for name, data in files.items():
         head = s3.head_object(Bucket=bucket, Key=name)
         wanted_cache = site.cache if name.endswith(".css") else None
-        if listed[name] != hashlib.md5(data).hexdigest():
+        encoding = "gzip" if site.gzipped(name, data) else None
+        stored = s3.get_object(Bucket=bucket, Key=name)["Body"].read() if encoding else None
+        if (gzip.decompress(stored) if stored else None) != data and listed[name] != hashlib.md5(data).hexdigest():
             stats.violations.append(f"{where}: {name} holds other bytes than the output")
+        if head.get("ContentEncoding") != encoding:
+            stats.violations.append(
+                f"{where}: {name} has Content-Encoding {head.get('ContentEncoding')}, not {encoding}"
+            )
         if not head["ContentType"].startswith(CONTENT_TYPES[Path(name).suffix]):
             stats.violations.append(f"{where}: {name} has Content-Type {head['ContentType']}")
         if head.get("CacheControl") != wanted_cache:
@@ -265,7 +281,7 @@ def run(server: seaweed.SeaweedServer, seed: int, rounds: int, kill_share: float
             site = Site(work / "output", chance)
             for number in range(rounds):
                 what = site.change()
-                _settings(work / "conf.py", bucket, recorder.url, site.cache)
+                _settings(work / "conf.py", bucket, recorder.url, site)
                 killing = chance.random() < kill_share
                 faults.rate, faults.writes = (0.0 if killing else chance.choice([0.05, 0.1, 0.2])), 0
                 faults.kill_at = chance.randint(1, _planned_writes(work, site)) if killing else 0

@@ -197,6 +197,11 @@ def scan(
         return [item for batch in pool.map(_fingerprint_batch, _batches(found)) for item in batch]
 
 
+def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
+    """Files from elsewhere than the output directory, (key, path) each: the redirect pages."""
+    return [_fingerprint(relpath, path, os.path.getsize(path)) for relpath, path in files]
+
+
 def identify(found: list[Found], on_record: Callable[[Found], LocalFile | None], workers: int = 8) -> list[LocalFile]:
     """Each file with its MD5: `on_record` answers for the bytes the manifest vouches for."""
     known = [on_record(item) for item in found]

@@ -6,17 +6,18 @@ it says in what order things happen, and leaves how to the modules it calls.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from . import history, log
+from . import history, log, redirects
 from .bucket import Bucket
 from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
 from .errors import PublishError, RefusedError
 from .headers import Headers, desired
-from .local import LocalFile, identify, scan
+from .local import LocalFile, fingerprinted, identify, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
 from .plan import (
     Plan,
@@ -38,9 +39,12 @@ from .transfer import Outcome, Tally, Target, delete, send
 def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
     """Desired headers per file, sharing one tuple among files that agree."""
     interned: dict[Headers, Headers] = {}
+    targets = dict(settings.redirects)
 
     def headers_of(file: LocalFile) -> Headers:
         headers = desired(file.relpath, file.head, settings)
+        if (target := targets.get(file.relpath)) is not None:
+            headers = redirects.as_redirect(headers, target)
         return interned.setdefault(headers, headers)
 
     return headers_of
@@ -66,19 +70,27 @@ def start_read_in_child(settings: Settings) -> ChildRead:
 
 
 def _local_and_remote(
-    settings: Settings, output_dir: str | Path, remote: BucketRead
+    settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str
 ) -> tuple[Bucket, RemoteState, list[LocalFile]]:
-    """The files hashed while the bucket is read; the scan's own list is let go before planning."""
+    """The files hashed while the bucket is read; the scan's own list is let go before planning.
+
+    The redirect pages are written to `scratch` and published beside the output's files.
+    """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
     found = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
+    if settings.redirects:
+        redirects.check_sources(settings.redirects, {item.relpath for item in found}, str(output_dir))
+        found += fingerprinted(redirects.write_pages(settings.redirects, scratch))
     bucket, state = remote.result()
     return bucket, state, identify(found, on_record(state.manifest.records), hashers)
 
 
-def prepare(settings: Settings, output_dir: str | Path, remote: BucketRead) -> tuple[Bucket, Plan, RemoteState]:
+def prepare(
+    settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str
+) -> tuple[Bucket, Plan, RemoteState]:
     """Everything that reads; nothing here writes to the bucket."""
-    bucket, state, files = _local_and_remote(settings, output_dir, remote)
+    bucket, state, files = _local_and_remote(settings, output_dir, remote, scratch)
     adopted = adoptable(files, state, settings.workers)
     log.debug("%d objects not on record hold the local bytes", len(adopted))
     verified = head_headers(bucket, settings.prefix, adopted, settings.workers) if adopted else {}
@@ -249,8 +261,8 @@ def publish(
 ) -> Report:
     """`remote` is a read started earlier: by the command line, or by the plugin when the build began."""
     started = time.monotonic()
-    with on_signals() as stop:
-        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings))
+    with on_signals() as stop, tempfile.TemporaryDirectory(prefix="s3-publish-") as scratch:
+        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings), scratch)
         stop.check("nothing was written; the bucket is as it was")
         return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import cdn
+from . import cdn, redirects
 from .compression import GzipSetting
 from .errors import SettingsError
 from .headers import HeaderRule, check_rule
@@ -126,6 +126,7 @@ class Settings:
     cloudfront_wait: bool = False
     cloudfront_wait_timeout: int = 600
     gzip: GzipSetting = False
+    redirects: tuple[tuple[str, str], ...] = ()  # (source key, target), checked by `redirects.checked`
     atom_feeds: tuple[str, ...] = field(default=())
     rss_feeds: tuple[str, ...] = field(default=())
 
@@ -301,6 +302,7 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "CLOUDFRONT_WAIT": ("cloudfront_wait", _bool),
     "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
     "GZIP": ("gzip", _gzip),
+    "REDIRECTS": ("redirects", lambda n, v: redirects.checked(v)),
 }
 
 

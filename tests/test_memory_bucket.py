@@ -188,3 +188,26 @@ def test_a_header_rule_change_on_a_gzipped_file_keeps_its_encoding(tmp_path: Pat
     assert ("copy", "css/site.css") in bucket.writes
     assert dict(bucket.objects["css/site.css"].headers)["cache-control"] == "max-age=60"
     assert _stored(bucket, "css/site.css") == ((root / "css" / "site.css").read_bytes(), "gzip")
+
+
+def test_redirects_are_published_recorded_updated_and_deleted_like_files(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    moves = {"old/post.html": "/post.html", "feed.xml": "https://example.org/feeds/all.atom.xml"}
+
+    sent = _publish(bucket, root, redirects=tuple(moves.items()))
+
+    assert {"old/post.html", "feed.xml"} <= set(sent)
+    stored = bucket.objects["old/post.html"]
+    assert dict(stored.headers)["x-amz-website-redirect-location"] == "/post.html"
+    assert dict(stored.headers)["content-type"] == "text/html; charset=utf-8"
+    assert b'http-equiv="refresh" content="0; url=/post.html"' in stored.body
+    assert b'<link rel="canonical" href="/post.html">' in stored.body
+    assert dict(bucket.objects["feed.xml"].headers)["content-type"] == "text/html; charset=utf-8"
+    assert _publish(bucket, root, redirects=tuple(moves.items())) == []
+
+    moves["old/post.html"] = "/index.html"
+    assert _publish(bucket, root, redirects=tuple(moves.items())) == ["old/post.html"]
+    del moves["feed.xml"]
+    bucket.writes.clear()
+    _publish(bucket, root, redirects=tuple(moves.items()))
+    assert bucket.writes[1:-1] == [("delete", "feed.xml")]

@@ -318,3 +318,21 @@ def test_the_records_after_an_earlier_publish_undo_every_later_one() -> None:
 
     assert history.records_at([first, second], now, None) == {"kept.html": old, "edited.html": old, "gone.html": old}
     assert history.records_at([first, second], now, second.id) == now
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"old.html": "new.html"}, "the target of 'old.html' must be a path from the site's root"),
+        ({"old.html": "ftp://x/y"}, "the target of 'old.html' must be a path from the site's root"),
+        ({"a.html": "/b.html", "b.html": "/a.html"}, "S3_PUBLISH_REDIRECTS loops: a.html -> b.html -> a.html"),
+        ({"a/index.html": "/a/"}, "S3_PUBLISH_REDIRECTS loops: a/index.html -> a/index.html"),
+        ({"old.html": "/café"}, "must be ASCII: percent-encode it"),
+        (["old.html"], "S3_PUBLISH_REDIRECTS must be a dict"),
+    ],
+)
+def test_bad_redirects_are_one_line_naming_the_entry(value: object, expected: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        from_pelican({"S3_PUBLISH_BUCKET": "my-site", "S3_PUBLISH_REDIRECTS": value})
+
+    assert expected in str(refused.value)

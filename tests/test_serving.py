@@ -1,0 +1,48 @@
+"""Redirect objects against a real SeaweedFS and real Pelican builds (the rest of serving: issue 14)."""
+
+from __future__ import annotations
+
+import os
+
+from tests.conftest import Bucket, Site
+
+MOVES = {"old/first-post.html": "/post-1.html", "feed.xml": "https://example.org/feeds/all.atom.xml"}
+
+
+def test_a_redirect_object_redirects_by_header_and_by_page_and_a_rebuild_sends_nothing(
+    site: Site, bucket: Bucket
+) -> None:
+    site.settings["S3_PUBLISH_REDIRECTS"] = MOVES
+
+    assert site.build().returncode == 0
+
+    sent = {r.key: r.headers for r in bucket.proxy.put_bodies()}
+    assert sent["old/first-post.html"]["x-amz-website-redirect-location"] == "/post-1.html"
+    page = bucket.client.get_object(Bucket=bucket.name, Key="old/first-post.html")
+    assert page["ContentType"] == "text/html; charset=utf-8"
+    body = page["Body"].read()
+    assert b'<meta http-equiv="refresh" content="0; url=/post-1.html">' in body
+    assert b'<a href="/post-1.html">' in body
+    assert sent["feed.xml"]["x-amz-website-redirect-location"] == MOVES["feed.xml"]
+    bucket.proxy.clear()
+    assert site.build().returncode == 0
+    assert bucket.proxy.writes() == []
+
+    site.settings["S3_PUBLISH_REDIRECTS"] = {"old/first-post.html": "/post-2.html"}
+    bucket.proxy.clear()
+    changed = site.build()
+
+    assert changed.returncode == 0, changed.output
+    assert [r.key for r in bucket.proxy.put_bodies()] == ["old/first-post.html"]
+    assert "feed.xml" not in bucket.site_keys()
+
+
+def test_a_redirect_over_a_page_of_the_site_is_refused_before_anything_is_written(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_REDIRECTS"] = {"post-1.html": "/post-2.html"}
+
+    build = site.build(env=dict(os.environ, COLUMNS="300"))
+
+    assert build.returncode == 2, build.output
+    (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
+    assert "S3_PUBLISH_REDIRECTS: post-1.html is a file in" in line
+    assert bucket.all_keys() == set()
