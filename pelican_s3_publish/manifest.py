@@ -63,6 +63,10 @@ class Manifest:
     # Keys the plugin owns whose object a publish was changing or deleting when it stopped: no record
     # vouches for them, but they are still its own to replace or delete.
     in_flight: tuple[str, ...] = ()
+    # From the last publish run inside a Pelican build: each content source's saved page, by source path
+    # under PATH; and the automatic redirects still kept, old key -> URL path (`redirects.automatic`).
+    sources: dict[str, str] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)
 
     def owns(self, relpath: str) -> bool:
         return relpath in self.records or relpath in self.in_flight
@@ -111,6 +115,8 @@ def encode_manifest(manifest: Manifest) -> bytes:
         "header_sets": [dict(headers) for headers in header_sets],
         "pending_invalidations": {distribution: list(paths) for distribution, paths in sorted(pending.items())},
         "in_flight": sorted(manifest.in_flight),
+        "sources": dict(sorted(manifest.sources.items())),
+        "moved": dict(sorted(manifest.moved.items())),
     }
     text = "".join([_line(head), *rows, *(line + "\n" for line in manifest.history)])
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
@@ -130,7 +136,8 @@ def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
         history: list[str] = []
         records = dict(_record(row, header_sets) for row in _rows(head, lines, history))
     pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
-    return Manifest(records, etag, pending, tuple(history), tuple(head.get("in_flight", ())))
+    in_flight = tuple(head.get("in_flight", ()))
+    return Manifest(records, etag, pending, tuple(history), in_flight, head.get("sources", {}), head.get("moved", {}))
 
 
 def _rows(head: dict[str, Any], lines: Iterable[bytes], history: list[str]) -> Iterator[list[Any]]:

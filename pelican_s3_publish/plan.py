@@ -20,9 +20,11 @@ from .errors import RefusedError
 from .headers import Headers
 from .local import Found, LocalFile
 from .manifest import Manifest, Record, RemoteState
+from .redirects import REDIRECT_HEADER
 from .settings import Delete, DeleteLimit
 
-Reason = Literal["new", "changed", "missing", "headers", "gzip"]  # gzip: the same bytes, now stored (un)compressed
+# gzip: the same bytes, now stored (un)compressed; redirect: a redirect object, new or with a new target
+Reason = Literal["new", "changed", "missing", "headers", "gzip", "redirect"]
 
 # Sent after everything else, so they never link to an asset not yet there.
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/atom+xml", "application/rss+xml")
@@ -70,6 +72,9 @@ class Plan:
     kept: dict[str, Record] = field(default_factory=dict)  # local files already right in the bucket
     restores: tuple[Restore, ...] = ()  # only in a rollback
     rollback_to: str | None = None  # the publish a rollback brings back
+    # For the manifest, when they change: content sources' saved pages, the automatic redirects kept.
+    sources: dict[str, str] | None = None
+    moved: dict[str, str] | None = None
 
     @property
     def unchanged(self) -> int:
@@ -88,7 +93,9 @@ class Plan:
     def describe(self) -> list[str]:
         """One line per key that would change, saying what and why."""
         lines = [
-            f"upload  {u.file.relpath}  ({u.reason}, {u.file.size} bytes, {dict(u.headers)['content-type']}"
+            f"redirect {u.file.relpath} -> {dict(u.headers)[REDIRECT_HEADER]}"
+            if u.reason == "redirect"
+            else f"upload  {u.file.relpath}  ({u.reason}, {u.file.size} bytes, {dict(u.headers)['content-type']}"
             f"{', gzip' if u.gzip else ''})"
             for u in self.uploads
         ]
@@ -160,15 +167,16 @@ def _decide(
 ) -> Upload | HeaderUpdate | Record:
     """What one file needs. Bytes are compared as they are on disk, whatever encoding they are stored in."""
     want_gzip = compression.wanted(file.relpath, file.size, headers, gzip)
+    redirect = any(name == REDIRECT_HEADER for name, _ in headers)
     listed = state.listing.get(file.relpath)
     if listed is None:
         missing = file.relpath in state.manifest.records
-        return Upload(file, headers, "missing" if missing else "new", want_gzip)
+        return Upload(file, headers, "redirect" if redirect else "missing" if missing else "new", want_gzip)
     record = vouched(file.relpath, state)
     if record is None and file.relpath in verified:
         record = Record(file.md5, file.size, listed.etag, verified[file.relpath], file.sha256)
     if record is None or (record.md5, record.size) != (file.md5, file.size):
-        return Upload(file, headers, "changed", want_gzip)
+        return Upload(file, headers, "redirect" if redirect else "changed", want_gzip)
     stored_gzip = compression.stored_gzipped(record.headers, headers)
     if want_gzip != stored_gzip and (stored_gzip or _shrinks(file)):
         return Upload(file, headers, "gzip", want_gzip)

@@ -37,6 +37,10 @@ _autoreload_skip_said = False
 _running: list[weakref.ref[Any]] = []  # builds between the start of `run` and `finalized`
 # Bucket reads started when a build began, by its Pelican object.
 _early_reads: weakref.WeakKeyDictionary[Any, tuple[Settings, ChildRead]] = weakref.WeakKeyDictionary()
+# Each content source's saved page, by the build that wrote it: for redirects when a page moves.
+_sources: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+CONTENT_LISTS = ("articles", "translations", "drafts", "drafts_translations", "pages", "hidden_pages", "draft_pages",
+                 "hidden_translations", "draft_translations")  # fmt: skip
 
 
 def _frames() -> list[FrameType]:
@@ -152,7 +156,8 @@ def on_finalized(pelican_obj: Any) -> None:
         if early_read is not None and remote is None:  # the settings changed meanwhile: read anew
             early_read.cancel()
         with _progress_bar() as bar:
-            report = publish(settings, os.path.abspath(pelican_obj.output_path), remote, bar)
+            sources = _sources.pop(pelican_obj, None)
+            report = publish(settings, os.path.abspath(pelican_obj.output_path), remote, bar, sources)
     except PublishError as error:
         _fail(error, autoreload)
         return
@@ -161,9 +166,24 @@ def on_finalized(pelican_obj: Any) -> None:
     log.info("%s", report.summary())
 
 
+def on_generators_finalized(generators: list[Any]) -> None:
+    """Where each article and page was saved, for the build that is running (the innermost)."""
+    build = _running[-1]() if _running else None
+    if build is None:
+        return
+    saved = _sources.setdefault(build, {})
+    for generator in generators:
+        for name in CONTENT_LISTS:
+            for content in getattr(generator, name, None) or ():
+                source, save_as = getattr(content, "relative_source_path", None), getattr(content, "save_as", None)
+                if source and save_as:
+                    saved[source.replace(os.sep, "/")] = save_as.replace(os.sep, "/").lstrip("/")
+
+
 def register() -> None:
     from pelican import signals
 
     signals.initialized.connect(on_initialized)
     signals.get_generators.connect(on_build_started)
+    signals.all_generators_finalized.connect(on_generators_finalized)
     signals.finalized.connect(on_finalized)

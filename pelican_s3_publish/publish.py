@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import history, log, redirects
@@ -36,10 +36,9 @@ from .stopping import Interrupted, Stop, on_signals
 from .transfer import Outcome, Tally, Target, delete, send
 
 
-def _headers_function(settings: Settings) -> Callable[[LocalFile], Headers]:
-    """Desired headers per file, sharing one tuple among files that agree."""
+def _headers_function(settings: Settings, targets: dict[str, str]) -> Callable[[LocalFile], Headers]:
+    """Desired headers per file, sharing one tuple among files that agree; `targets`: the redirects'."""
     interned: dict[Headers, Headers] = {}
-    targets = dict(settings.redirects)
 
     def headers_of(file: LocalFile) -> Headers:
         headers = desired(file.relpath, file.head, settings)
@@ -69,9 +68,16 @@ def start_read_in_child(settings: Settings) -> ChildRead:
     return ChildRead(settings, _bucket_maker(settings))
 
 
+@dataclass(frozen=True)
+class _Local:
+    files: list[LocalFile]
+    redirects: dict[str, str]  # every redirect object's target, by key: the automatic ones and the settings'
+    moved: dict[str, str]  # of those, the automatic ones
+
+
 def _local_and_remote(
-    settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str
-) -> tuple[Bucket, RemoteState, list[LocalFile]]:
+    settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str, sources: dict[str, str] | None
+) -> tuple[Bucket, RemoteState, _Local]:
     """The files hashed while the bucket is read; the scan's own list is let go before planning.
 
     The redirect pages are written to `scratch` and published beside the output's files.
@@ -79,31 +85,57 @@ def _local_and_remote(
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
     found = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
-    if settings.redirects:
-        redirects.check_sources(settings.redirects, {item.relpath for item in found}, str(output_dir))
-        found += fingerprinted(redirects.write_pages(settings.redirects, scratch))
     bucket, state = remote.result()
-    return bucket, state, identify(found, on_record(state.manifest.records), hashers)
+    moved: dict[str, str] = {}
+    if settings.redirects or state.manifest.moved or sources is not None:
+        local = {item.relpath for item in found}
+        redirects.check_sources(settings.redirects, local, str(output_dir))
+        moved = _moved(settings, state.manifest, sources, local)
+    targets = moved | dict(settings.redirects)
+    found += fingerprinted(redirects.write_pages(tuple(targets.items()), scratch))
+    return bucket, state, _Local(identify(found, on_record(state.manifest.records), hashers), targets, moved)
+
+
+def _moved(settings: Settings, manifest: Manifest, sources: dict[str, str] | None, local: set[str]) -> dict[str, str]:
+    """The automatic redirects to keep: those on record, and, in a build, one for each page that moved.
+
+    A page of the site at the old key wins over its redirect; so does a page moved back.
+    """
+    if not settings.auto_redirects:
+        return {}
+    active = manifest.moved
+    if sources is not None:
+        active = redirects.automatic(manifest.sources, sources, manifest.moved, settings.prefix)
+    return {
+        key: target
+        for key, target in active.items()
+        if key not in local and target != redirects.url_of(key, settings.prefix)
+    }
 
 
 def prepare(
-    settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str
+    settings: Settings,
+    output_dir: str | Path,
+    remote: BucketRead,
+    scratch: str,
+    sources: dict[str, str] | None = None,
 ) -> tuple[Bucket, Plan, RemoteState]:
     """Everything that reads; nothing here writes to the bucket."""
-    bucket, state, files = _local_and_remote(settings, output_dir, remote, scratch)
+    bucket, state, local = _local_and_remote(settings, output_dir, remote, scratch, sources)
+    files = local.files
     adopted = adoptable(files, state, settings.workers)
     log.debug("%d objects not on record hold the local bytes", len(adopted))
     verified = head_headers(bucket, settings.prefix, adopted, settings.workers) if adopted else {}
     plan = make_plan(
         files,
         state,
-        _headers_function(settings),
+        _headers_function(settings, local.redirects),
         delete=settings.delete,
         max_deletes=settings.max_deletes,
         verified=verified,
         gzip=settings.gzip,
     )
-    return bucket, plan, state
+    return bucket, replace(plan, sources=sources, moved=local.moved), state
 
 
 def _write_ahead(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, pending: Pending) -> Manifest:
@@ -158,6 +190,8 @@ def _record(
         pending=pending,
         history=_history_after(plan, state, outcome),
         in_flight=in_flight_after(plan, state, records, outcome.deleted),
+        sources=state.manifest.sources if plan.sources is None else plan.sources,
+        moved=state.manifest.moved if plan.moved is None else plan.moved,
     )
     try:
         written = write_manifest(bucket, settings.prefix, after, ahead, retry=outcome.error is None)
@@ -258,11 +292,16 @@ def publish(
     output_dir: str | Path,
     remote: BucketRead | None = None,
     on_progress: Callable[[Tally], None] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> Report:
-    """`remote` is a read started earlier: by the command line, or by the plugin when the build began."""
+    """`remote` is a read started earlier: by the command line, or by the plugin when the build began.
+
+    `sources`, from a build: each content source's saved page (by source path under PATH), so a page
+    that moved leaves a redirect behind; the command line, which runs no generators, has none.
+    """
     started = time.monotonic()
     with on_signals() as stop, tempfile.TemporaryDirectory(prefix="s3-publish-") as scratch:
-        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings), scratch)
+        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings), scratch, sources)
         stop.check("nothing was written; the bucket is as it was")
         return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
 
@@ -308,7 +347,12 @@ def _carry_out(
 ) -> Report:
     outcome = Outcome()
     cloudfront, wanted = _cdn_paths(settings, bucket, plan, state)
-    settled = not state.manifest.in_flight and records_after(plan, state, {}, ()) == state.manifest.records
+    settled = (
+        not state.manifest.in_flight
+        and records_after(plan, state, {}, ()) == state.manifest.records
+        and plan.sources in (None, state.manifest.sources)
+        and plan.moved in (None, state.manifest.moved)
+    )
     up_to_date = plan.is_empty and settled and not wanted
     invalidations = _planned(settings, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:

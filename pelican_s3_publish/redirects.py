@@ -96,6 +96,28 @@ def write_pages(redirects: tuple[tuple[str, str], ...], folder: str) -> list[tup
     return written
 
 
+def url_of(saved: str, prefix: str) -> str:
+    """The URL path a saved page is visited at: a folder's index page at the folder."""
+    folder_index = saved == "index.html" or saved.endswith("/index.html")
+    return "/" + prefix + (saved[: -len("index.html")] if folder_index else saved)
+
+
+def automatic(
+    before: Mapping[str, str], after: Mapping[str, str], active: Mapping[str, str], prefix: str
+) -> dict[str, str]:
+    """The automatic redirects once this build is published: each page whose source now saves elsewhere
+    (its slug, date or URL pattern changed) redirects there, and older redirects to it follow it."""
+    result = dict(active)
+    for source, old in before.items():
+        new = after.get(source)
+        if new is None or new == old:
+            continue
+        old_url, target = url_of(old, prefix), url_of(new, prefix)
+        result = {key: target if went == old_url else went for key, went in result.items()}
+        result[old] = target
+    return result
+
+
 def as_redirect(headers: Headers, target: str) -> Headers:
     """The headers of a redirect object: an HTML page, whatever its old name's type, and the redirect."""
     values = {name: value for name, value in headers if name != "content-encoding"}

@@ -52,6 +52,7 @@ class Report:
             f"{reasons.count('changed') + reasons.count('missing') + reasons.count('gzip')} changed, "
             f"{reasons.count('headers')} header-only, "
             + (f"{reasons.count('restored')} restored, " if "restored" in reasons else "")
+            + (f"{reasons.count('redirect')} redirects, " if "redirect" in reasons else "")
             + f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")

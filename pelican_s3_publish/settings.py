@@ -127,6 +127,7 @@ class Settings:
     cloudfront_wait_timeout: int = 600
     gzip: GzipSetting = False
     redirects: tuple[tuple[str, str], ...] = ()  # (source key, target), checked by `redirects.checked`
+    auto_redirects: bool = True
     atom_feeds: tuple[str, ...] = field(default=())
     rss_feeds: tuple[str, ...] = field(default=())
 
@@ -303,6 +304,7 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
     "GZIP": ("gzip", _gzip),
     "REDIRECTS": ("redirects", lambda n, v: redirects.checked(v)),
+    "AUTO_REDIRECTS": ("auto_redirects", _bool),
 }
 
 

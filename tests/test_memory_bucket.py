@@ -211,3 +211,46 @@ def test_redirects_are_published_recorded_updated_and_deleted_like_files(tmp_pat
     bucket.writes.clear()
     _publish(bucket, root, redirects=tuple(moves.items()))
     assert bucket.writes[1:-1] == [("delete", "feed.xml")]
+
+
+def _publish_build(bucket: MemoryBucket, root: Path, sources: dict[str, str]) -> list[tuple[str, str]]:
+    """A publish as a Pelican build makes it: with where each source was saved. (key, reason) pairs."""
+    chosen = Settings(bucket=bucket.name)
+    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix), sources=sources)
+    return sorted((item.key, item.reason) for item in report.uploaded) + [(key, "deleted") for key in report.deleted]
+
+
+def test_a_page_that_moves_leaves_a_redirect_behind_and_moving_back_removes_it(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    (root / "posts").mkdir()
+    (root / "posts" / "first.html").write_text("<p>first</p>")
+    _publish_build(bucket, root, {"first.rst": "posts/first.html", "post.rst": "post.html"})
+
+    (root / "posts" / "first.html").rename(root / "posts" / "renamed.html")
+    moved = _publish_build(bucket, root, {"first.rst": "posts/renamed.html", "post.rst": "post.html"})
+
+    assert moved == [("posts/first.html", "redirect"), ("posts/renamed.html", "new")]
+    headers = dict(bucket.objects["posts/first.html"].headers)
+    assert headers["x-amz-website-redirect-location"] == "/posts/renamed.html"
+    assert _publish_build(bucket, root, {"first.rst": "posts/renamed.html", "post.rst": "post.html"}) == []
+
+    (root / "posts" / "renamed.html").rename(root / "posts" / "again.html")
+    again = _publish_build(bucket, root, {"first.rst": "posts/again.html", "post.rst": "post.html"})
+    assert again == [("posts/again.html", "new"), ("posts/first.html", "redirect"), ("posts/renamed.html", "redirect")]
+    assert dict(bucket.objects["posts/first.html"].headers)["x-amz-website-redirect-location"] == "/posts/again.html"
+
+    (root / "posts" / "again.html").rename(root / "posts" / "first.html")
+    back = _publish_build(bucket, root, {"first.rst": "posts/first.html", "post.rst": "post.html"})
+    assert ("posts/first.html", "changed") in back
+    assert "x-amz-website-redirect-location" not in dict(bucket.objects["posts/first.html"].headers)
+
+
+def test_the_command_line_keeps_the_redirects_on_record(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    (root / "a.html").write_text("a")
+    _publish_build(bucket, root, {"a.rst": "a.html"})
+    (root / "a.html").rename(root / "b.html")
+    _publish_build(bucket, root, {"a.rst": "b.html"})
+
+    assert _publish(bucket, root) == []
+    assert "a.html" in bucket.objects

@@ -46,3 +46,43 @@ def test_a_redirect_over_a_page_of_the_site_is_refused_before_anything_is_writte
     (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
     assert "S3_PUBLISH_REDIRECTS: post-1.html is a file in" in line
     assert bucket.all_keys() == set()
+
+
+def test_a_slug_change_leaves_a_working_redirect(site: Site, bucket: Bucket) -> None:
+    assert site.build().returncode == 0
+    site.article("post-1", "Post number 1.", category="news")
+    (site.content / "post-1.rst").write_text(
+        (site.content / "post-1.rst").read_text().replace(":slug: post-1", ":slug: first-post")
+    )
+
+    planned = site.build("-e", "S3_PUBLISH_DRY_RUN=true")
+    assert "redirect post-1.html -> /first-post.html" in planned.output
+    moved = site.build()
+
+    assert moved.returncode == 0, moved.output
+    assert moved.report is not None
+    assert {"key": "post-1.html", "reason": "redirect"} in [
+        {"key": item["key"], "reason": item["reason"]} for item in moved.report["uploaded"]
+    ]
+    assert moved.report["deleted"] == []
+    old = bucket.client.get_object(Bucket=bucket.name, Key="post-1.html")
+    assert old["WebsiteRedirectLocation"] == "/first-post.html"
+    assert b'url=/first-post.html"' in old["Body"].read()
+    assert "first-post.html" in bucket.site_keys()
+
+
+def test_a_url_pattern_change_of_200_articles_gives_200_redirects_and_no_deletes(site: Site, bucket: Bucket) -> None:
+    for number in range(4, 201):
+        site.article(f"post-{number}", f"Post number {number}.")
+    site.settings["S3_PUBLISH_MAX_DELETES"] = 0  # a delete would fail the publish
+    assert site.build().returncode == 0
+
+    site.settings |= {"ARTICLE_URL": "posts/{slug}/", "ARTICLE_SAVE_AS": "posts/{slug}/index.html"}
+    moved = site.build()
+
+    assert moved.returncode == 0, moved.output
+    assert moved.report is not None and moved.report["deleted"] == []
+    redirected = {item["key"] for item in moved.report["uploaded"] if item["reason"] == "redirect"}
+    assert redirected == {f"post-{number}.html" for number in range(1, 201)}
+    head = bucket.head("post-7.html")
+    assert head["WebsiteRedirectLocation"] == "/posts/post-7/"
