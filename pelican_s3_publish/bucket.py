@@ -117,6 +117,7 @@ class Version:
 class Head:
     etag: str
     headers: Headers
+    size: int
 
 
 class Bucket(Protocol):
@@ -579,7 +580,7 @@ class S3Bucket:
                 if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                     return None
                 raise
-            return Head(normalise(answer["ETag"]), from_head(answer))
+            return Head(normalise(answer["ETag"]), from_head(answer), int(answer.get("ContentLength", -1)))
 
         found: Head | None = self._boto3_call("HeadObject", key, read)
         return found
@@ -815,7 +816,7 @@ class MemoryBucket:
     def head(self, key: str) -> Head | None:
         with self._lock:
             stored = self.objects.get(key)
-        return Head(stored.etag, stored.headers) if stored else None
+        return Head(stored.etag, stored.headers, len(stored.body)) if stored else None
 
     def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
         import hashlib

@@ -68,6 +68,19 @@ def _check_name(relpath: str, where: Path) -> None:
         raise SettingsError(f"file name {relpath[:60]!r}... in {where} is over {MAX_KEY_BYTES} bytes")
 
 
+INDEX = "index.html"
+
+
+def key_of(relpath: str) -> str:
+    """A folder's index page under the folder's own key (the site's root page stays where it is)."""
+    return relpath[: -len(INDEX)] if relpath.endswith("/" + INDEX) else relpath
+
+
+def name_of(key: str) -> str:
+    """The file a key was published from: what header rules and Content-Types go by."""
+    return key + INDEX if key.endswith("/") else key
+
+
 def _check_unique(first: str, path: str) -> None:
     if first != path:
         raise SettingsError(
@@ -175,8 +188,11 @@ def scan(
     exclude: tuple[str, ...],
     reserved: frozenset[str] = frozenset(),
     workers: int = 8,
+    strip_index: bool = False,
 ) -> list[Found]:
     """Every file to publish, in walk order (names sorted per directory); refuses an empty site.
+
+    With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`).
 
     The walk ends before hashing begins: run beside the hashing threads, it
     only trades the interpreter lock with them and both get slower.
@@ -190,7 +206,7 @@ def scan(
         _check_name(relpath, root)
         if not relpath.isascii():
             _check_unique(non_ascii.setdefault(relpath, path), path)
-        found.append((relpath, path, size))
+        found.append((key_of(relpath) if strip_index else relpath, path, size))
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

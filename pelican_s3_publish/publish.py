@@ -17,7 +17,7 @@ from .bucket import Bucket
 from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
 from .errors import PublishError, RefusedError
 from .headers import Headers, desired
-from .local import LocalFile, fingerprinted, identify, scan
+from .local import LocalFile, fingerprinted, identify, key_of, name_of, scan
 from .manifest import MANIFEST_NAME, Manifest, RemoteState
 from .plan import (
     Plan,
@@ -41,7 +41,7 @@ def _headers_function(settings: Settings, targets: dict[str, str]) -> Callable[[
     interned: dict[Headers, Headers] = {}
 
     def headers_of(file: LocalFile) -> Headers:
-        headers = desired(file.relpath, file.head, settings)
+        headers = desired(name_of(file.relpath), file.head, settings)
         if (target := targets.get(file.relpath)) is not None:
             headers = redirects.as_redirect(headers, target)
         return interned.setdefault(headers, headers)
@@ -84,7 +84,7 @@ def _local_and_remote(
     """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
-    found = scan(output_dir, settings.exclude, reserved=frozenset({MANIFEST_NAME}), workers=hashers)
+    found = scan(output_dir, settings.exclude, frozenset({MANIFEST_NAME}), hashers, settings.strip_index_html)
     bucket, state = remote.result()
     moved: dict[str, str] = {}
     if settings.redirects or state.manifest.moved or sources is not None:
@@ -106,9 +106,10 @@ def _moved(settings: Settings, manifest: Manifest, sources: dict[str, str] | Non
     active = manifest.moved
     if sources is not None:
         active = redirects.automatic(manifest.sources, sources, manifest.moved, settings.prefix)
+    keys = {(key_of(saved) if settings.strip_index_html else saved): target for saved, target in active.items()}
     return {
         key: target
-        for key, target in active.items()
+        for key, target in keys.items()
         if key not in local and target != redirects.url_of(key, settings.prefix)
     }
 

@@ -128,6 +128,7 @@ class Settings:
     gzip: GzipSetting = False
     redirects: tuple[tuple[str, str], ...] = ()  # (source key, target), checked by `redirects.checked`
     auto_redirects: bool = True
+    strip_index_html: bool = False
     atom_feeds: tuple[str, ...] = field(default=())
     rss_feeds: tuple[str, ...] = field(default=())
 
@@ -305,6 +306,7 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "GZIP": ("gzip", _gzip),
     "REDIRECTS": ("redirects", lambda n, v: redirects.checked(v)),
     "AUTO_REDIRECTS": ("auto_redirects", _bool),
+    "STRIP_INDEX_HTML": ("strip_index_html", _bool),
 }
 
 

@@ -254,3 +254,21 @@ def test_the_command_line_keeps_the_redirects_on_record(tmp_path: Path) -> None:
 
     assert _publish(bucket, root) == []
     assert "a.html" in bucket.objects
+
+
+def test_strip_index_html_moves_folder_pages_to_folder_keys_and_back_without_orphans(tmp_path: Path) -> None:
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    (root / "posts" / "a").mkdir(parents=True)
+    (root / "posts" / "a" / "index.html").write_text("<p>a</p>")
+
+    _publish(bucket, root, strip_index_html=True)
+
+    keys = {key for key in bucket.objects if key != MANIFEST_NAME}
+    assert keys == {"index.html", "post.html", "css/site.css", "posts/a/"}
+    assert bucket.objects["posts/a/"].body == b"<p>a</p>"
+    assert dict(bucket.objects["posts/a/"].headers)["content-type"].startswith("text/html")
+
+    _publish(bucket, root, strip_index_html=False)
+    assert {key for key in bucket.objects if key != MANIFEST_NAME} == {
+        "index.html", "post.html", "css/site.css", "posts/a/index.html"
+    }  # fmt: skip

@@ -1,10 +1,13 @@
-"""Redirect objects against a real SeaweedFS and real Pelican builds (the rest of serving: issue 14)."""
+"""What visitors get: redirect objects, automatic redirects, pretty URLs from a private bucket (issue 14)."""
 
 from __future__ import annotations
 
 import os
+import time
 
-from tests.conftest import Bucket, Site
+import boto3
+
+from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, Bucket, MotoServer, Site
 
 MOVES = {"old/first-post.html": "/post-1.html", "feed.xml": "https://example.org/feeds/all.atom.xml"}
 
@@ -86,3 +89,51 @@ def test_a_url_pattern_change_of_200_articles_gives_200_redirects_and_no_deletes
     assert redirected == {f"post-{number}.html" for number in range(1, 201)}
     head = bucket.head("post-7.html")
     assert head["WebsiteRedirectLocation"] == "/posts/post-7/"
+
+
+def test_strip_index_html_on_a_store_that_keeps_folder_keys(site: Site, moto_server: MotoServer) -> None:
+    """moto, like S3, keeps a key that ends in '/' with its bytes (SeaweedFS and MinIO do not)."""
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET,
+    )  # fmt: skip
+    name = f"strip-{os.getpid()}-{time.monotonic_ns()}"
+    s3.create_bucket(Bucket=name)
+    site.settings |= {
+        "S3_PUBLISH_BUCKET": name,
+        "S3_PUBLISH_ENDPOINT_URL": moto_server.endpoint_url,
+        "S3_PUBLISH_STRIP_INDEX_HTML": True,
+        "ARTICLE_URL": "posts/{slug}/",
+        "ARTICLE_SAVE_AS": "posts/{slug}/index.html",
+    }
+
+    assert site.build().returncode == 0
+
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=name)["Contents"]}
+    assert {"index.html", "posts/post-1/", "posts/post-2/"} <= keys
+    assert not [key for key in keys if key.endswith("/index.html")]
+    page = s3.get_object(Bucket=name, Key="posts/post-1/")
+    assert page["ContentType"].startswith("text/html")
+    assert page["Body"].read() == (site.output / "posts" / "post-1" / "index.html").read_bytes()
+    rebuilt = site.build()
+    assert rebuilt.returncode == 0 and rebuilt.report is not None and rebuilt.report["uploaded"] == []
+
+    site.settings["S3_PUBLISH_STRIP_INDEX_HTML"] = False
+    assert site.build().returncode == 0
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=name)["Contents"]}
+    assert "posts/post-1/index.html" in keys and "posts/post-1/" not in keys
+
+
+def test_strip_index_html_on_seaweedfs_stops_with_one_line_naming_the_setting(site: Site, bucket: Bucket) -> None:
+    site.settings |= {
+        "S3_PUBLISH_STRIP_INDEX_HTML": True,
+        "ARTICLE_URL": "posts/{slug}/",
+        "ARTICLE_SAVE_AS": "posts/{slug}/index.html",
+    }
+
+    build = site.build(env=dict(os.environ, COLUMNS="400"))
+
+    assert build.returncode == 2, build.output
+    (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
+    assert "keeps no bytes under keys that end in '/'" in line and "S3_PUBLISH_STRIP_INDEX_HTML = False" in line
+    assert not [r for r in bucket.proxy.put_bodies() if r.key.endswith(".html") or r.key.endswith("/")][1:]
