@@ -215,6 +215,13 @@ def records_after(
     return records
 
 
+def _lost(deletes: list[str], uploads: list[Upload], state: RemoteState) -> list[str]:
+    """Deletes whose bytes go nowhere else: a page moved to another key (a new slug, folder keys) is not lost."""
+    sent = {upload.file.md5 for upload in uploads}
+    records = state.manifest.records
+    return [key for key in deletes if key not in records or records[key].md5 not in sent]
+
+
 def _check_deletes(count: int, deletable: int, limit: DeleteLimit) -> None:
     over_count = limit.count is not None and count > limit.count
     over_share = limit.share is not None and count > DeleteLimit.SHARE_FLOOR and count > limit.share * max(deletable, 1)
@@ -270,7 +277,7 @@ def make_plan(
     local = {f.relpath for f in files}
     deletes = _deletes(local, state, delete)
     owned = len(state.manifest.records) + len(state.manifest.in_flight)
-    _check_deletes(len(deletes), len(state.listing) if delete == "all" else owned, max_deletes)
+    _check_deletes(len(_lost(deletes, uploads, state)), len(state.listing) if delete == "all" else owned, max_deletes)
     uploads.sort(key=lambda u: (u.is_page, u.file.relpath))
     return Plan(tuple(uploads), tuple(updates), tuple(deletes), kept)
 

@@ -135,8 +135,9 @@ def _state(records: dict[str, Record], listing: dict[str, Listed]) -> RemoteStat
 
 def test_plan_decides_each_case_and_orders_assets_first() -> None:
     old = Record("a" * 32, 1, "e1", HTML)
+    stale = Record("c" * 32, 1, "e1", HTML)  # bytes no file has: its delete is a loss, not a move
     state = _state(
-        {"same.html": old, "edited.html": old, "gone.html": old, "stale.html": old, "retyped.html": old},
+        {"same.html": old, "edited.html": old, "gone.html": old, "stale.html": stale, "retyped.html": old},
         {
             "same.html": Listed(1, "e1"),
             "edited.html": Listed(1, "e1"),
@@ -336,3 +337,13 @@ def test_bad_redirects_are_one_line_naming_the_entry(value: object, expected: st
         from_pelican({"S3_PUBLISH_BUCKET": "my-site", "S3_PUBLISH_REDIRECTS": value})
 
     assert expected in str(refused.value)
+
+
+def test_a_page_moved_to_another_key_is_not_counted_as_a_loss() -> None:
+    moved = Record("c" * 32, 1, "c" * 32, HTML)
+    state = _state({f"old{i}.html": moved for i in range(20)}, {f"old{i}.html": Listed(1, "c" * 32) for i in range(20)})
+    files = [LocalFile(f"new{i}/", "", 1, "c" * 32, "", b"") for i in range(20)]
+
+    plan = make_plan(files, state, lambda f: HTML, delete=True, max_deletes=DEFAULT_MAX_DELETES)
+
+    assert len(plan.deletes) == 20 and len(plan.uploads) == 20
