@@ -1,7 +1,7 @@
 """A seeded chaos run: many publishes of a randomly changing site, with faults, and the promises checked.
 
 Each round changes the site at random (edit, add, remove or rename a page or
-an asset, change a header rule, turn gzip on or off), then publishes it from the command line
+an asset, change a header rule, turn gzip on or off, add or drop a redirect), then publishes it from the command line
 through the fault proxy, which answers a share of requests with a fault (500,
 503, a reset, a stall past the timeout, an answer cut mid-body, a body
 corrupted on the way (refused by its checksum), a lost answer
@@ -69,6 +69,7 @@ class Site:
         self.root, self.chance = root, chance
         self.cache = "max-age=60"
         self.gzip = False
+        self.redirects: dict[str, str] = {}  # old key -> a page of the site
         self.serial = 0
         root.mkdir(parents=True)
         for _ in range(6):
@@ -109,22 +110,38 @@ class Site:
     def change(self) -> str:
         """One random change; what it was."""
         pages, unlinked = self._names(".html"), sorted(set(self.files()) - self._linked() - set(self._names(".html")))
-        kind = self.chance.choice(["edit", "edit", "add", "add", "remove", "rename", "headers", "gzip"])
+        kind = self.chance.choice(["edit", "edit", "add", "add", "remove", "rename", "headers", "gzip", "redirect"])
         if kind == "edit":
             name = self.chance.choice(sorted(self.files()))
             self._write(name, (self.root / name).read_bytes() + b" ")
         elif kind == "add":
             self._add_asset() if self.chance.random() < 0.5 else self._add_page()
         elif kind == "remove" and len(pages) > 4:
-            (self.root / self.chance.choice(unlinked or pages)).unlink()
+            gone = self.chance.choice(unlinked or pages)
+            (self.root / gone).unlink()
+            self._follow(gone, None)
         elif kind == "rename":
-            old = self.chance.choice(pages)
-            (self.root / old).rename(self.root / self._new_name("posts", ".html"))
+            old, new = self.chance.choice(pages), self._new_name("posts", ".html")
+            (self.root / old).rename(self.root / new)
+            self._follow(old, new)
         elif kind == "headers":
             self.cache = self.chance.choice(["max-age=60", "max-age=300", "no-cache"])
         elif kind == "gzip":
             self.gzip = not self.gzip
+        elif kind == "redirect" and self.redirects and self.chance.random() < 0.4:
+            del self.redirects[self.chance.choice(sorted(self.redirects))]
+        elif kind == "redirect":
+            self.redirects[self._new_name("moved", ".html")] = "/" + self.chance.choice(pages)
         return kind
+
+    def _follow(self, page: str, to: str | None) -> None:
+        """Redirects to a page that moved follow it; to one that is gone, they go."""
+        for old, target in list(self.redirects.items()):
+            if target == "/" + page:
+                if to is None:
+                    del self.redirects[old]
+                else:
+                    self.redirects[old] = "/" + to
 
     def gzipped(self, name: str, data: bytes) -> bool:
         """Whether the object should be stored compressed: textual, 150 bytes or more, and smaller for it."""
@@ -179,6 +196,7 @@ def _settings(path: Path, bucket: str, endpoint_url: str, site: Site) -> None:
         "S3_PUBLISH_MAX_DELETES": None,
         "S3_PUBLISH_HEADERS": [("*.css", {"Cache-Control": site.cache})],
         "S3_PUBLISH_GZIP": site.gzip,
+        "S3_PUBLISH_REDIRECTS": site.redirects,
     }
     path.write_text("".join(f"{name} = {value!r}\n" for name, value in values.items()))
 
@@ -245,9 +263,16 @@ def _check_clean(s3: Any, bucket: str, site: Site, where: str, stats: Stats) -> 
     """After a publish without faults: the bucket is the output, bytes and headers."""
     files = site.files()
     listed = {key: etag for key, etag in _listing(s3, bucket).items() if key != MANIFEST and key not in FOREIGN}
-    if set(listed) != set(files):
-        stats.violations.append(f"{where}: keys differ from the output: {sorted(set(listed) ^ set(files))[:5]}")
+    if set(listed) != set(files) | set(site.redirects):
+        differ = sorted(set(listed) ^ (set(files) | set(site.redirects)))
+        stats.violations.append(f"{where}: keys differ from the output and its redirects: {differ[:5]}")
         return
+    for old, target in site.redirects.items():
+        answer = s3.get_object(Bucket=bucket, Key=old)
+        body = answer["Body"].read()
+        page = gzip.decompress(body) if answer.get("ContentEncoding") == "gzip" else body
+        if f'url={target}"'.encode() not in page or not answer["ContentType"].startswith("text/html"):
+            stats.violations.append(f"{where}: {old} does not redirect to {target}")
     for name, data in files.items():
         head = s3.head_object(Bucket=bucket, Key=name)
         wanted_cache = site.cache if name.endswith(".css") else None
