@@ -9,7 +9,7 @@ ETag), so it sends no bytes. Pure: reading and writing is `remote`'s job.
 
 Bounded, so the manifest stays small: the last `MAX_ENTRIES` publishes, and
 of those only as many as keep `MAX_ROWS` keys in their undos together (the
-newest is always kept).
+newest is always kept, and the oldest needs no undo).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import SettingsError
@@ -70,12 +70,17 @@ def new_entry(
 
 
 def added(lines: tuple[str, ...], entry: Entry) -> tuple[str, ...]:
-    """The history's lines with `entry` added, the oldest dropped beyond the bounds."""
+    """The history's lines with `entry` added, the oldest dropped beyond the bounds.
+
+    The oldest kept entry keeps no undo: nothing can be rolled back to before
+    it, so it is never undone (a first publish's would name every key).
+    """
     kept = [*lines, encode(entry)][-MAX_ENTRIES:]
     rows = [decode(line).rows for line in kept]
-    while len(kept) > 1 and sum(rows) > MAX_ROWS:
+    while len(kept) > 1 and sum(rows[1:]) > MAX_ROWS:
         kept.pop(0)
         rows.pop(0)
+    kept[0] = encode(replace(decode(kept[0]), created=(), replaced={}))
     return tuple(kept)
 
 

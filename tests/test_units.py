@@ -302,9 +302,15 @@ def test_the_history_keeps_the_last_publishes_within_its_bounds() -> None:
         lines = history.added(lines, entry)
     assert len(lines) == history.MAX_ENTRIES
     assert history.decode(lines[-1]).created == (f"p{history.MAX_ENTRIES + 4}.html",)
+    assert history.decode(lines[0]).rows == 0  # nothing is rolled back to before the oldest: it needs no undo
 
-    big = history.new_entry({}, [f"q{i}.html" for i in range(history.MAX_ROWS)], [], {"new": history.MAX_ROWS})
-    assert [history.decode(line).id for line in history.added(lines, big)] == [big.id]
+    fits = history.new_entry({}, [f"q{i}.html" for i in range(history.MAX_ROWS)], [], {})
+    assert [history.decode(line).id for line in history.added(lines, fits)][-2:] == [
+        history.decode(lines[-1]).id,
+        fits.id,
+    ]
+    too_big = history.new_entry({}, [f"q{i}.html" for i in range(history.MAX_ROWS + 1)], [], {})
+    assert [history.decode(line).id for line in history.added(lines, too_big)] == [too_big.id]
 
 
 def test_the_records_after_an_earlier_publish_undo_every_later_one() -> None:
