@@ -664,7 +664,9 @@ class S3Bucket:
         if answer.status_code != 200 or b"<Error>" in body:  # S3 may answer 200 and fail in the body
             raise _Refused(answer.status_code if answer.status_code != 200 else 500, body)
         etag = re.search(rb"<ETag>([^<]*)</ETag>", body)
-        return normalise(html.unescape(etag[1].decode()) if etag else "")
+        if etag is None:  # an answer cut short: the copy's ETag is unknown, so it cannot be recorded; retried
+            raise _Refused(500, body)
+        return normalise(html.unescape(etag[1].decode()))
 
     def _object_url(self, key: str) -> str:
         base = self.address.endpoint + ("/" if self.address.virtual_hosted else f"/{self.name}/")
