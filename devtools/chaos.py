@@ -250,13 +250,24 @@ def _check(s3: Any, bucket: str, where: str, stats: Stats) -> dict[str, str]:
         if key not in listed:
             stats.violations.append(f"{where}: {key}, not the plugin's, was deleted")
     for key in (k for k in listed if k.endswith(".html")):
-        answer = s3.get_object(Bucket=bucket, Key=key)
-        body = answer["Body"].read()
-        page = (gzip.decompress(body) if answer.get("ContentEncoding") == "gzip" else body).decode(errors="replace")
+        page = _decoded(s3, bucket, key, where, stats).decode(errors="replace")
         for link in LINK.findall(page):
             if link.lstrip("/") not in listed:
                 stats.violations.append(f"{where}: {key} links to {link}, which is not in the bucket")
     return listed
+
+
+def _decoded(s3: Any, bucket: str, key: str, where: str, stats: Stats) -> bytes:
+    """The object's bytes as a browser gets them; one stored as gzip that is not is a violation."""
+    answer = s3.get_object(Bucket=bucket, Key=key)
+    body: bytes = answer["Body"].read()
+    if answer.get("ContentEncoding") != "gzip":
+        return body
+    try:
+        return gzip.decompress(body)
+    except (OSError, EOFError):
+        stats.violations.append(f"{where}: {key} is stored as gzip but its bytes are not")
+        return b""
 
 
 def _check_clean(s3: Any, bucket: str, site: Site, where: str, stats: Stats) -> None:
@@ -268,17 +279,16 @@ def _check_clean(s3: Any, bucket: str, site: Site, where: str, stats: Stats) -> 
         stats.violations.append(f"{where}: keys differ from the output and its redirects: {differ[:5]}")
         return
     for old, target in site.redirects.items():
-        answer = s3.get_object(Bucket=bucket, Key=old)
-        body = answer["Body"].read()
-        page = gzip.decompress(body) if answer.get("ContentEncoding") == "gzip" else body
-        if f'url={target}"'.encode() not in page or not answer["ContentType"].startswith("text/html"):
+        page = _decoded(s3, bucket, old, where, stats)
+        content_type = s3.head_object(Bucket=bucket, Key=old)["ContentType"]
+        if f'url={target}"'.encode() not in page or not content_type.startswith("text/html"):
             stats.violations.append(f"{where}: {old} does not redirect to {target}")
     for name, data in files.items():
         head = s3.head_object(Bucket=bucket, Key=name)
         wanted_cache = site.cache if name.endswith(".css") else None
         encoding = "gzip" if site.gzipped(name, data) else None
-        stored = s3.get_object(Bucket=bucket, Key=name)["Body"].read() if encoding else None
-        if (gzip.decompress(stored) if stored else None) != data and listed[name] != hashlib.md5(data).hexdigest():
+        stored = _decoded(s3, bucket, name, where, stats) if encoding else None
+        if stored != data and listed[name] != hashlib.md5(data).hexdigest():
             stats.violations.append(f"{where}: {name} holds other bytes than the output")
         if head.get("ContentEncoding") != encoding:
             stats.violations.append(

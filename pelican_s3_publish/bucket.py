@@ -23,7 +23,9 @@ Failures leave this module as `BucketError`, already worded for the user.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import html
 import logging
 import re
@@ -614,8 +616,13 @@ class S3Bucket:
         return normalise(answer["e_tag"] or "")
 
     def _put_with_boto3(self, key: str, data: bytes, headers: Headers) -> str:
-        """Canned ACLs, Expires and website redirects, which obstore cannot send."""
-        return normalise(self._client.put_object(Bucket=self.name, Key=key, Body=data, **to_boto(headers))["ETag"])
+        """Canned ACLs, Expires and website redirects, which obstore cannot send.
+
+        With the body's MD5, which every S3 store checks: a body changed on the way is refused (BadDigest).
+        """
+        digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        answer = self._client.put_object(Bucket=self.name, Key=key, Body=data, ContentMD5=digest, **to_boto(headers))
+        return normalise(answer["ETag"])
 
     def _upload_in_parts(self, key: str, path: Path, headers: Headers, how: Write) -> str:
         """s3transfer: parts go up at once, and an abort that fails never hides why the upload failed."""
