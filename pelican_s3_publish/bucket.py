@@ -132,7 +132,9 @@ class Bucket(Protocol):
         """The boto3 session behind it, for the CDN's credentials; None in memory."""
         ...
 
-    def list_objects(self, prefix: str) -> dict[str, Listed]: ...
+    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
+        """Every object under the prefix; `exact` also lists keys that end in '/' as they are (slower)."""
+        ...
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when there is none."""
@@ -549,8 +551,11 @@ class S3Bucket:
             return _answered(operation, key, error.status, error.body.decode("utf-8", "replace"))
         return _obstore_failure(error, operation, key)
 
-    def list_objects(self, prefix: str) -> dict[str, Listed]:
+    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
         import obstore
+
+        if exact or self._settings.strip_index_html:  # obstore's paths cannot end in '/': boto3 lists them
+            return dict(self._boto3_call("ListObjectsV2", None, functools.partial(self._list_with_boto3, prefix)))
 
         def listing() -> dict[str, Listed]:
             listed: dict[str, Listed] = {}
@@ -560,6 +565,14 @@ class S3Bucket:
             return listed
 
         return dict(self._call("ListObjectsV2", None, listing))
+
+    def _list_with_boto3(self, prefix: str) -> dict[str, Listed]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return {
+            item["Key"]: Listed(item["Size"], normalise(item["ETag"]))
+            for page in pages
+            for item in page.get("Contents", [])
+        }
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         import obstore
@@ -592,7 +605,7 @@ class S3Bucket:
         conditional = how.if_match is not None or how.create
         if isinstance(body, Path) and size > self._settings.part_size and not conditional:
             return str(self._boto3_call("PutObject", key, lambda: self._upload_in_parts(key, body, headers, how)))
-        if _obstore_can_send(headers):
+        if _obstore_can_send(headers) and not key.endswith("/"):  # obstore would drop the key's final '/'
             put = functools.partial(self._put_with_obstore, key, body, headers, how)
             etag = self._call("PutObject", key, put, how.retry)
         else:
@@ -813,7 +826,7 @@ class MemoryBucket:
     def retries(self) -> int:
         return 0
 
-    def list_objects(self, prefix: str) -> dict[str, Listed]:
+    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
         with self._lock:
             return {k: Listed(len(v.body), v.etag) for k, v in sorted(self.objects.items()) if k.startswith(prefix)}
 

@@ -59,7 +59,9 @@ def fetch(bucket: Bucket, prefix: str) -> RemoteState:
         listed = pool.submit(bucket.list_objects, prefix)
         listing = listed.result()  # its failure first: it names the bucket, not one key of it
         read = manifest.result()
-        return RemoteState(checked_listing(listing, prefix, read.records), read)
+    if any(key.endswith("/") for key in (*read.records, *read.in_flight)):  # folder keys of ours: list them exactly
+        listing = bucket.list_objects(prefix, exact=True)
+    return RemoteState(checked_listing(listing, prefix, read.records), read)
 
 
 def write_manifest(bucket: Bucket, prefix: str, after: Manifest, previous: Manifest, retry: bool = True) -> Manifest:
@@ -210,8 +212,8 @@ class LateBucket:
     def retries(self) -> int:
         return self._read_retries + (self._made.retries if self._made is not None else 0)
 
-    def list_objects(self, prefix: str) -> dict[str, Listed]:
-        return self._bucket.list_objects(prefix)
+    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
+        return self._bucket.list_objects(prefix, exact)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         return self._bucket.get(key)
