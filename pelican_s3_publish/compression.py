@@ -53,8 +53,10 @@ GzipSetting = bool | tuple[str, ...]  # True: the textual types; globs: the file
 
 def wanted(relpath: str, size: int, headers: Headers, setting: GzipSetting) -> bool:
     """Whether to send this file gzip-compressed; never a file that already has an encoding."""
+    if not setting or size < MIN_BYTES:  # the usual case, gzip off: nothing more to look at
+        return False
     values = dict(headers)
-    if not setting or size < MIN_BYTES or "content-encoding" in values:
+    if "content-encoding" in values:
         return False
     content_type = values["content-type"].split(";")[0].strip()
     if content_type in PACKED_TYPES:

@@ -30,6 +30,10 @@ Reason = Literal["new", "changed", "missing", "headers", "gzip", "redirect"]
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/atom+xml", "application/rss+xml")
 
 
+def _is_page(headers: Headers) -> bool:
+    return dict(headers).get("content-type", "").startswith(PAGE_TYPES)
+
+
 @dataclass(frozen=True)
 class Upload:
     file: LocalFile
@@ -39,7 +43,7 @@ class Upload:
 
     @property
     def is_page(self) -> bool:
-        return dict(self.headers).get("content-type", "").startswith(PAGE_TYPES)
+        return _is_page(self.headers)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Restore:
 
     @property
     def is_page(self) -> bool:
-        return dict(self.record.headers).get("content-type", "").startswith(PAGE_TYPES)
+        return _is_page(self.record.headers)
 
 
 @dataclass(frozen=True)
@@ -167,16 +171,14 @@ def _decide(
 ) -> Upload | HeaderUpdate | Record:
     """What one file needs. Bytes are compared as they are on disk, whatever encoding they are stored in."""
     want_gzip = compression.wanted(file.relpath, file.size, headers, gzip)
-    redirect = any(name == REDIRECT_HEADER for name, _ in headers)
     listed = state.listing.get(file.relpath)
     if listed is None:
-        missing = file.relpath in state.manifest.records
-        return Upload(file, headers, "redirect" if redirect else "missing" if missing else "new", want_gzip)
+        return _sent(file, headers, "missing" if file.relpath in state.manifest.records else "new", want_gzip)
     record = vouched(file.relpath, state)
     if record is None and file.relpath in verified:
         record = Record(file.md5, file.size, listed.etag, verified[file.relpath], file.sha256)
     if record is None or (record.md5, record.size) != (file.md5, file.size):
-        return Upload(file, headers, "redirect" if redirect else "changed", want_gzip)
+        return _sent(file, headers, "changed", want_gzip)
     stored_gzip = compression.stored_gzipped(record.headers, headers)
     if want_gzip != stored_gzip and (stored_gzip or _shrinks(file)):
         return Upload(file, headers, "gzip", want_gzip)
@@ -184,6 +186,12 @@ def _decide(
     if record.headers != expected:
         return HeaderUpdate(file, expected, record.headers)
     return record if record.sha256 == file.sha256 else replace(record, sha256=file.sha256)
+
+
+def _sent(file: LocalFile, headers: Headers, reason: Reason, gzip: bool) -> Upload:
+    """An upload; a redirect object's, whatever else changed, is told as one."""
+    redirect = any(name == REDIRECT_HEADER for name, _ in headers)
+    return Upload(file, headers, "redirect" if redirect else reason, gzip)
 
 
 def _shrinks(file: LocalFile) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from .errors import SettingsError
 from .headers import Headers
+from .local import INDEX, key_of, name_of
 
 REDIRECT_HEADER = "x-amz-website-redirect-location"
 PAGE_TYPE = "text/html; charset=utf-8"
@@ -61,7 +62,7 @@ def _check_loops(redirects: dict[str, str]) -> None:
 def _key_of(path: str) -> str:
     """The key a site path is served from: a folder's index page."""
     key = path.split("#")[0].split("?")[0].lstrip("/")
-    return key + "index.html" if key.endswith("/") or not key else key
+    return name_of(key) if key else INDEX
 
 
 def check_sources(redirects: tuple[tuple[str, str], ...], local: set[str], where: str) -> None:
@@ -98,8 +99,7 @@ def write_pages(redirects: tuple[tuple[str, str], ...], folder: str) -> list[tup
 
 def url_of(saved: str, prefix: str) -> str:
     """The URL path a saved page is visited at: a folder's index page at the folder."""
-    folder_index = saved == "index.html" or saved.endswith("/index.html")
-    return "/" + prefix + (saved[: -len("index.html")] if folder_index else saved)
+    return "/" + prefix + ("" if saved == INDEX else key_of(saved))
 
 
 def automatic(
