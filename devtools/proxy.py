@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import http.client
 import re
 import socket
@@ -23,6 +24,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
+from devtools.stores import Seen, StoreProfile
+from pelican_s3_publish.manifest import PROBE_FOLDER, PROBE_NAME, RESERVED_NAMES
+
+PROBE_KEYS = (PROBE_NAME, PROBE_FOLDER)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
 NOT_RECORDED = {"authorization"}
 DELETE_REFUSED = (
@@ -52,6 +57,13 @@ class Request:
     copy_source: str | None
     status: int
     headers: dict[str, str]  # lowercase names, the credentials left out
+    refused_by: str | None = None  # the store profile's rule that answered instead of the server
+    deleted: tuple[str, ...] = ()  # the keys a DeleteObjects named
+
+    @property
+    def is_probe(self) -> bool:
+        """A request of the probe that asks a store what it does (its object, written and removed)."""
+        return all(key.endswith(PROBE_KEYS) for key in self.deleted or (self.key,))
 
 
 @dataclass
@@ -67,6 +79,8 @@ class Proxy:
     opaque_etags: Callable[[str], bool] | None = None
     # Speak TLS to clients with this context (a TLS front for a plain server, or an HTTPS proxy).
     tls: ssl.SSLContext | None = None
+    # Answer as a store's documentation says it answers (`devtools.stores`): refuse, or ignore headers.
+    profile: StoreProfile | None = None
     requests: list[Request] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -104,11 +118,11 @@ class Proxy:
             return [r for r in self.requests if r.method in ("PUT", "POST", "DELETE")]
 
     def put_bodies(self) -> list[Request]:
-        """PUTs that carried bytes of a file (not a copy, not the manifest)."""
+        """PUTs that carried bytes of a file (not a copy, not the manifest, not the store's probe)."""
         return [
             r
             for r in self.writes()
-            if r.method == "PUT" and r.copy_source is None and not r.key.endswith(".s3-publish-manifest.json.gz")
+            if r.method == "PUT" and r.copy_source is None and not r.key.endswith(RESERVED_NAMES)
         ]
 
     def opaque(self, etag: str) -> str:
@@ -147,6 +161,13 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             key, query = _split(self.path)
             if proxy.latency_s:
                 time.sleep(proxy.latency_s)
+            rule = proxy.profile.rule_for(self._seen(key, query)) if proxy.profile else None
+            if rule is not None and rule.refusal is not None:
+                status = self._answer_fault(rule.refusal.status, rule.refusal.code, rule.refusal.message)
+                self._record(key, query, body, status, rule.what)
+                return
+            for name in rule.ignores if rule is not None else ():
+                del self.headers[name]
             fault = proxy.fault(self.command, key) if proxy.fault else None
             if fault == "stall":
                 time.sleep(proxy.stall_s)
@@ -165,9 +186,17 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 except (http.client.HTTPException, OSError):  # the server is gone: so is the client's connection
                     self._reset()
                     status = 0
+            self._record(key, query, body, status)
+
+        def _seen(self, key: str, query: str) -> Seen:
+            return Seen(self.command, key, query, {k.lower(): v for k, v in self.headers.items()})
+
+        def _record(self, key: str, query: str, body: bytes, status: int, refused_by: str | None = None) -> None:
             headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in NOT_RECORDED}
             copy_source = headers.get("x-amz-copy-source")
-            proxy.record(Request(self.command, key, query, len(body), copy_source, status, headers))
+            deleted = tuple(html.unescape(k.decode()) for k in re.findall(rb"<Key>(.*?)</Key>", body))
+            request = Request(self.command, key, query, len(body), copy_source, status, headers, refused_by, deleted)
+            proxy.record(request)
 
         def _reset(self) -> None:
             """Close with a TCP reset, as a crashed server or a middlebox does."""
@@ -176,8 +205,8 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
-        def _answer_fault(self, status: int, code: str) -> int:
-            payload = f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>".encode()
+        def _answer_fault(self, status: int, code: str, message: str = "injected by the test proxy") -> int:
+            payload = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))

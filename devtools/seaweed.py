@@ -81,7 +81,8 @@ def weed_binary() -> str:
     return found
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """The server at `url` answers HTTP at all (an error answer counts)."""
     try:
         with urllib.request.urlopen(url, timeout=1):
             return True
@@ -162,7 +163,7 @@ def start(
         )
     server = SeaweedServer(f"http://127.0.0.1:{ports[3]}", data_dir, process, log_path, ports, s3_config)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not (_answers(server.endpoint_url) and _volume_server_joined(ports[0])):
+    while not (answers(server.endpoint_url) and _volume_server_joined(ports[0])):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             tail = log_path.read_text(errors="replace")[-2000:]

@@ -88,11 +88,13 @@ def _origin_names_bucket(domain: str, bucket: str) -> bool:
 
 
 class CloudFront:
-    """CloudFront, through a client from the same boto3 session as the bucket (profile and all)."""
+    """CloudFront, with the credentials of the bucket's AWS profile (S3_PUBLISH_PROFILE, or boto3's default)."""
 
-    def __init__(self, session: Any, bucket: str) -> None:
+    def __init__(self, profile: str | None, bucket: str) -> None:
+        import boto3
         from botocore.config import Config
 
+        session = boto3.session.Session(profile_name=profile)
         self._client = session.client(
             "cloudfront",
             # A global service: botocore still wants a region to sign for, us-east-1 unless one is configured.

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
     parser.add_argument("--json", action="store_true", help="print the JSON report on standard output")
     undo = parser.add_mutually_exclusive_group()
+    undo.add_argument(
+        "--check",
+        action="store_true",
+        help="check the credentials, the bucket and what the store does, without changing the site "
+        "(a probe object is written and removed); exit 0 when a publish can work",
+    )
     undo.add_argument("--history", action="store_true", help="list the last publishes, newest first, with their ids")
     undo.add_argument(
         "--rollback",
@@ -160,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, dry_run=True)
     from .publish import past_publishes, publish, rollback, start_read
 
+    if args.check:
+        from .check import check
+
+        return check(settings, print)
     if args.history:
         entries = past_publishes(settings)
         for entry in reversed(entries):

@@ -73,7 +73,16 @@ def compressed(data: bytes) -> bytes | None:
 
 
 def with_gzip(headers: Headers) -> Headers:
-    return tuple(sorted((*headers, ("content-encoding", "gzip"))))
+    """The headers of a gzip'd object: Content-Encoding, and Cache-Control `no-transform` unless a rule set it.
+
+    Without `no-transform`, Cloudflare in front of R2 and GCS itself may
+    decompress the object for some clients; a user's own Cache-Control is kept
+    as it is (the README says to include `no-transform` in it).
+    """
+    added = [("content-encoding", "gzip")]
+    if "cache-control" not in dict(headers):
+        added.append(("cache-control", "no-transform"))
+    return tuple(sorted((*headers, *added)))
 
 
 def stored_gzipped(stored: Headers, wanted_headers: Headers) -> bool:

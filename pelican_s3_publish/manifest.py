@@ -20,6 +20,10 @@ from typing import Any, Protocol
 from .headers import Headers
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
+# The object a probe writes beside the manifest to find out what a store does, and removes at once.
+PROBE_NAME = ".s3-publish-probe"
+PROBE_FOLDER = ".s3-publish-probe-folder/"  # not under the probe's own name: a file system store keeps one of both
+RESERVED_NAMES = (MANIFEST_NAME, PROBE_NAME, PROBE_FOLDER)
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
 MANIFEST_VERSION = 4  # 4 made it JSON lines, 3 added pending CDN paths, 2 each object's SHA-256; all are read
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -67,6 +71,8 @@ class Manifest:
     # under PATH; and the automatic redirects still kept, old key -> URL path (`redirects.automatic`).
     sources: dict[str, str] = field(default_factory=dict)
     moved: dict[str, str] = field(default_factory=dict)
+    # What the store does, as a probe found it, and where: `bucket.Capabilities` as JSON; None until asked.
+    store: dict[str, Any] | None = None
 
     def owns(self, relpath: str) -> bool:
         return relpath in self.records or relpath in self.in_flight
@@ -79,7 +85,7 @@ class RemoteState:
 
 
 def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, Record]) -> dict[str, Stored]:
-    """The listing under the prefix, by relative path, the manifest left out.
+    """The listing under the prefix, by relative path, the manifest and the probe left out.
 
     An object listed just as its record says is stood for by the record, key
     and all: a large site then holds one copy of each, not two. Takes `listed` apart.
@@ -91,7 +97,8 @@ def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, R
             listing[relpath] = record if (entry.size, entry.etag) == (record.size, record.etag) else entry
     for key, entry in listed.items():
         listing[sys.intern(key[len(prefix) :])] = entry
-    listing.pop(MANIFEST_NAME, None)
+    for name in RESERVED_NAMES:
+        listing.pop(name, None)
     return listing
 
 
@@ -117,6 +124,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
         "in_flight": sorted(manifest.in_flight),
         "sources": dict(sorted(manifest.sources.items())),
         "moved": dict(sorted(manifest.moved.items())),
+        "store": manifest.store,
     }
     text = "".join([_line(head), *rows, *(line + "\n" for line in manifest.history)])
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
@@ -137,7 +145,8 @@ def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
         records = dict(_record(row, header_sets) for row in _rows(head, lines, history))
     pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
     in_flight = tuple(head.get("in_flight", ()))
-    return Manifest(records, etag, pending, tuple(history), in_flight, head.get("sources", {}), head.get("moved", {}))
+    sources, moved, store = head.get("sources", {}), head.get("moved", {}), head.get("store")
+    return Manifest(records, etag, pending, tuple(history), in_flight, sources, moved, store)
 
 
 def _rows(head: dict[str, Any], lines: Iterable[bytes], history: list[str]) -> Iterator[list[Any]]:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import history, log, redirects
-from .bucket import Bucket
+from .bucket import Bucket, Capabilities
 from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
-from .errors import PublishError, RefusedError
+from .errors import PublishError, RefusedError, SettingsError
 from .headers import Headers, desired
 from .local import LocalFile, fingerprinted, identify, key_of, name_of, scan
-from .manifest import MANIFEST_NAME, Manifest, RemoteState
+from .manifest import RESERVED_NAMES, Manifest, RemoteState
 from .plan import (
     Plan,
     adoptable,
@@ -84,7 +84,7 @@ def _local_and_remote(
     """
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
-    found = scan(output_dir, settings.exclude, frozenset({MANIFEST_NAME}), hashers, settings.strip_index_html)
+    found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), hashers, settings.strip_index_html)
     bucket, state = remote.result()
     moved: dict[str, str] = {}
     if settings.redirects or state.manifest.moved or sources is not None:
@@ -139,6 +139,20 @@ def prepare(
     return bucket, replace(plan, sources=sources, moved=local.moved), state
 
 
+def _serviceable(plan: Plan, settings: Settings, store: Capabilities) -> None:
+    """Refuse, before anything is written, keys the store cannot keep: one that ends in '/' on a store
+    that keeps such keys as folders without bytes (SeaweedFS, MinIO)."""
+    folder = next((u.file.relpath for u in plan.uploads if u.file.relpath.endswith("/")), None)
+    if folder is None or store.folder_keys:
+        return
+    where = f"{settings.bucket} keeps no bytes under keys that end in '/' (it keeps them as folders)"
+    if folder in dict(settings.redirects):
+        raise SettingsError(
+            f"S3_PUBLISH_REDIRECTS redirects from {folder!r}, but {where}: redirect from {folder}index.html instead"
+        )
+    raise SettingsError(f"{where}, as {settings.prefix + folder} would be: set S3_PUBLISH_STRIP_INDEX_HTML = False")
+
+
 def _write_ahead(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, pending: Pending) -> Manifest:
     """Before anything changes: the keys about to change go in flight, and the CDN paths pending.
 
@@ -147,7 +161,8 @@ def _write_ahead(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteSt
     """
     if plan.is_empty:
         return state.manifest
-    return write_manifest(bucket, settings.prefix, replace(ahead_of(plan, state), pending=pending), state.manifest)
+    claimed = replace(ahead_of(plan, state), pending=pending, store=bucket.capabilities.to_json())
+    return write_manifest(bucket, settings.prefix, claimed, state.manifest)
 
 
 def _apply(
@@ -193,6 +208,7 @@ def _record(
         in_flight=in_flight_after(plan, state, records, outcome.deleted),
         sources=state.manifest.sources if plan.sources is None else plan.sources,
         moved=state.manifest.moved if plan.moved is None else plan.moved,
+        store=bucket.capabilities.to_json(),
     )
     try:
         written = write_manifest(bucket, settings.prefix, after, ahead, retry=outcome.error is None)
@@ -249,7 +265,7 @@ def _cdn_paths(settings: Settings, bucket: Bucket, plan: Plan, state: RemoteStat
     pending = state.manifest.pending
     if not settings.cloudfront_distributions or not (keys or pending):
         return None, {}
-    cloudfront = CloudFront(bucket.aws_session, settings.bucket)
+    cloudfront = CloudFront(settings.profile, settings.bucket)
     wanted = {}
     for distribution in settings.cloudfront_distributions:
         changed = url_paths(keys, cloudfront.origin_path(distribution)) if keys else []
@@ -357,6 +373,7 @@ def _carry_out(
     up_to_date = plan.is_empty and settled and not wanted
     invalidations = _planned(settings, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:
+        _serviceable(plan, settings, bucket.know(Capabilities.from_json(state.manifest.store), settings.prefix))
         ahead = _write_ahead(bucket, settings, plan, state, wanted)
         outcome = _apply(bucket, settings, plan, state, ahead, Tally(plan, on_progress), stop)
         manifest = _record(bucket, settings, plan, state, ahead, outcome, wanted)
@@ -375,6 +392,7 @@ def _carry_out(
         retries=bucket.retries,
         endpoint_url=settings.endpoint_url,
         invalidations=invalidations,
+        fallbacks=[] if settings.dry_run or up_to_date else bucket.capabilities.fallbacks(),
         plan=[*plan.describe(), *(i.describe() for i in invalidations)] if settings.dry_run else [],
     )
     if settings.report:

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from .bucket import PLAIN, Bucket, Head, Version, Write, WriteConflict
+from .bucket import PLAIN, Bucket, Capabilities, Head, Version, Write, WriteConflict
 from .errors import PublishError, SettingsError
 from .headers import Headers
 from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, checked_listing, decode_manifest, encode_manifest
@@ -204,9 +204,12 @@ class LateBucket:
             self._made = self._make_bucket()
         return self._made
 
+    def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
+        return self._bucket.know(known, prefix)
+
     @property
-    def aws_session(self) -> Any:
-        return self._bucket.aws_session
+    def capabilities(self) -> Capabilities:
+        return self._bucket.capabilities
 
     @property
     def retries(self) -> int:

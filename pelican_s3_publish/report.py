@@ -35,6 +35,8 @@ class Report:
     retries: int = 0
     endpoint_url: str | None = None
     invalidations: list[Invalidation] = field(default_factory=list)
+    # Promises this store made the publish keep another way, or not at all: each said once.
+    fallbacks: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -61,7 +63,8 @@ class Report:
             told = f"; CloudFront: {paths} paths" if self.invalidations else ""
             return f"dry run for {where}: would send {counts}{told}; nothing was written"
         told = f"; CloudFront: {paths} paths invalidated" if self.invalidations else ""
-        return f"published to {where}: {counts}{told}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+        done = f"published to {where}: {counts}{told}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
+        return "\n".join([done, *(f"  note: {fallback}" for fallback in self.fallbacks)])
 
 
 def size_text(count: int) -> str:

@@ -164,7 +164,9 @@ def _bucket(name: str, value: object) -> str:
             "put the bucket in S3_PUBLISH_BUCKET and any folder in S3_PUBLISH_PREFIX"
         )
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]", value):
-        raise _bad(name, "a valid bucket name (3-63 letters, digits, dots, hyphens)", value)
+        # AWS's rule for new buckets is 3-63 lowercase; older buckets and other stores take up to 255,
+        # upper case and underscores: the store itself answers for the rest.
+        raise _bad(name, "a valid bucket name (3-255 letters, digits, dots, hyphens or underscores)", value)
     return value
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import compression, log
 from .bucket import Bucket, Write
-from .errors import PublishError, SettingsError
+from .errors import PublishError
 from .headers import Headers
 from .manifest import Record
 from .plan import HeaderUpdate, Plan, Restore, Upload
@@ -219,37 +219,11 @@ def send(
     """Uploads and header updates in phases (see `_phases`); stops at the first failure, or when asked to."""
     outcome = Outcome()
     tally = tally or Tally(plan)
-    probe = _folder_key_probe(plan, target, outcome, tally)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for tasks in _phases(plan, first_alone):
             if outcome.error is None:
-                _run_phase(pool, target, [task for task in tasks if task is not probe], outcome, tally, stop)
+                _run_phase(pool, target, tasks, outcome, tally, stop)
     finally:
         pool.shutdown(wait=not stop, cancel_futures=True)  # requests abandoned after a stop are not waited for
     return outcome
-
-
-def _folder_key_probe(plan: Plan, target: Target, outcome: Outcome, tally: Tally) -> Upload | None:
-    """Some stores (SeaweedFS, MinIO) keep a key that ends in `/` as a folder and drop its bytes: the first
-    such upload goes alone and is read back, and a store that dropped them stops the publish there."""
-    folder = next((u for u in plan.uploads if u.file.relpath.endswith("/")), None)
-    if folder is None:
-        return None
-    try:
-        done = _upload(target, folder, tally)
-        stored = target.bucket.head(target.prefix + folder.file.relpath)
-    except PublishError as error:
-        outcome.error = error
-        return folder
-    if stored is None or stored.size != done.bytes_sent:
-        outcome.error = SettingsError(
-            f"this store keeps no bytes under keys that end in '/' ({target.prefix + folder.file.relpath} "
-            f"reads back {'missing' if stored is None else f'as {stored.size} bytes'}, {done.bytes_sent} were sent): "
-            "set S3_PUBLISH_STRIP_INDEX_HTML = False for it"
-        )
-    else:
-        outcome.records[done.relpath] = done.record
-        outcome.bytes_sent += done.bytes_sent
-        tally.add_file()
-    return folder

@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from devtools import proxy as proxy_module
 from devtools import seaweed
+from devtools.stores import StoreProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY_ID = "AKIATESTFAKEKEY0001"
@@ -70,13 +71,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-def s3_client(endpoint_url: str) -> Any:
+def s3_client(endpoint_url: str, key_id: str = FAKE_KEY_ID, secret: str = FAKE_SECRET) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id=FAKE_KEY_ID,
-        aws_secret_access_key=FAKE_SECRET,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required"),
     )
 
@@ -109,14 +110,19 @@ class Bucket:
         self.client.put_object(Bucket=self.name, Key=key, Body=body, **extra)
 
 
+def new_bucket(endpoint_url: str, client: Any, profile: StoreProfile | None = None) -> Bucket:
+    """A fresh bucket on the server, and a recording proxy in front of it (answering as `profile` says)."""
+    name = f"test-{os.getpid()}-{next(_bucket_numbers)}"
+    client.create_bucket(Bucket=name)
+    recorder = proxy_module.Proxy(endpoint_url, profile=profile).start()
+    return Bucket(name, client, recorder.url, recorder)
+
+
 @pytest.fixture
 def bucket(s3_server: seaweed.SeaweedServer) -> Iterator[Bucket]:
-    name = f"test-{os.getpid()}-{next(_bucket_numbers)}"
-    client = s3_client(s3_server.endpoint_url)
-    client.create_bucket(Bucket=name)
-    recorder = proxy_module.Proxy(s3_server.endpoint_url).start()
-    yield Bucket(name, client, recorder.url, recorder)
-    recorder.stop()
+    made = new_bucket(s3_server.endpoint_url, s3_client(s3_server.endpoint_url))
+    yield made
+    made.proxy.stop()
 
 
 def stored_manifest(body: bytes) -> tuple[dict[str, Any], dict[str, list[Any]]]:

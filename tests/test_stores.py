@@ -1,0 +1,287 @@
+"""Every store people host sites on (issue 19): the same publish on each documented store profile and on three
+independent real servers, and `--check` telling what each store does.
+
+The profiles (devtools/stores.py, each behaviour with its source) answer as
+B2, Garage, AWS before November 2024, an AWS bucket with ACLs disabled, a
+store that needs Content-MD5 on DeleteObjects, R2 and GCS's XML API do, in
+front of an open SeaweedFS. The real servers are SeaweedFS (Go), moto (Python)
+and s3rver (Node).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools import s3rver, seaweed
+from devtools.stores import GARAGE, OWNER_ENFORCED, PROFILES, R2, Refusal, Rule, StoreProfile
+from tests.conftest import Bucket, MotoServer, Site, new_bucket, s3_client
+
+REDIRECT = {"old/post-3.html": "/post-1.html"}
+NO_VERSIONS = {GARAGE.name, R2.name}  # stores that keep no versions, by their own documentation
+
+
+@pytest.fixture(scope="session")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
+    """A SeaweedFS without identities: it checks no signatures, so a profile may drop a header on the way."""
+    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs-open"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3rver.S3rver]:
+    server = s3rver.start(tmp_path_factory.mktemp("s3rver"))
+    yield server
+    server.stop()
+
+
+def _site(tmp_path: Path, bucket: Bucket) -> Site:
+    made = Site(tmp_path / "site", bucket)
+    for number in range(1, 4):
+        made.article(f"post-{number}", f"Post number {number}. " + "Words to compress. " * 20)
+    made.static("img/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    made.static("css/extra.css", b"body { color: #333; }\n" * 20)
+    return made
+
+
+def _profiled(server: seaweed.SeaweedServer, profile: StoreProfile) -> Bucket:
+    made = new_bucket(server.endpoint_url, s3_client(server.endpoint_url), profile)
+    if profile.name not in NO_VERSIONS:
+        made.client.put_bucket_versioning(Bucket=made.name, VersioningConfiguration={"Status": "Enabled"})
+    return made
+
+
+def _stored(bucket: Bucket, key: str) -> tuple[bytes, dict[str, Any]]:
+    """An object's bytes as a visitor's browser ends up with them (gzip undone), and its headers."""
+    answer = bucket.client.get_object(Bucket=bucket.name, Key=key)
+    body = answer["Body"].read()
+    return (gzip.decompress(body) if answer.get("ContentEncoding") == "gzip" else body), answer
+
+
+def _assert_serves_the_output(bucket: Bucket, site: Site, redirects: dict[str, str]) -> None:
+    local = {p.relative_to(site.output).as_posix(): p for p in site.output.rglob("*") if p.is_file()}
+    assert bucket.site_keys() == set(local) | set(redirects)
+    for key, path in local.items():
+        body, _ = _stored(bucket, key)
+        assert hashlib.md5(body).digest() == hashlib.md5(path.read_bytes()).digest(), key
+    for key, target in redirects.items():
+        body, answer = _stored(bucket, key)
+        assert f'url={target}"'.encode() in body and answer["ContentType"] == "text/html; charset=utf-8"
+
+
+def _refusals(bucket: Bucket) -> Counter[str]:
+    return Counter(r.refused_by for r in bucket.proxy.requests if r.refused_by)
+
+
+def _publish(site: Site, bucket: Bucket, redirects: dict[str, str] | None = None, **settings: Any) -> dict[str, Any]:
+    """One publish from a real build: it succeeds, the bucket serves the output, no refusal is repeated."""
+    site.settings |= settings
+    bucket.proxy.clear()
+    built = site.build()
+    assert built.returncode == 0, built.output
+    assert built.report is not None
+    _assert_serves_the_output(bucket, site, redirects or {})
+    assert all(count == 1 for count in _refusals(bucket).values()), _refusals(bucket)
+    return built.report
+
+
+def _scenario(site: Site, bucket: Bucket, versions: bool) -> list[dict[str, Any]]:
+    """First publish, an edit with a removed page, a header rule, gzip, a redirect, a no-op, a rollback."""
+    reports = [_publish(site, bucket)]
+    site.article("post-1", "Post number 1, edited. " + "Words to compress. " * 20)
+    (site.content / "post-3.rst").unlink()
+    reports.append(_publish(site, bucket))
+    assert "post-3.html" in reports[-1]["deleted"]
+    reports.append(_publish(site, bucket, S3_PUBLISH_HEADERS=[("*.css", {"Cache-Control": "max-age=60"})]))
+    assert bucket.head("theme/css/main.css")["CacheControl"] == "max-age=60"
+    reports.append(_publish(site, bucket, S3_PUBLISH_GZIP=True))
+    page = bucket.head("post-1.html")
+    assert (page["ContentEncoding"], page["CacheControl"]) == ("gzip", "no-transform")
+    reports.append(_publish(site, bucket, REDIRECT, S3_PUBLISH_REDIRECTS=REDIRECT))
+    reports.append(_publish(site, bucket, REDIRECT))
+    assert reports[-1]["uploaded"] == [] and reports[-1]["deleted"] == []
+    assert bucket.proxy.writes() == [] and _refusals(bucket) == Counter()
+    rolled = site.publish_cli("--rollback")
+    if versions:
+        assert rolled.returncode == 0, rolled.stderr
+        _assert_serves_the_output(bucket, site, {})  # the redirect publish undone
+    else:
+        assert rolled.returncode == 3, rolled.stderr
+        assert rolled.stderr.count("\n") == 1 and "keeps no old versions" in rolled.stderr
+    return reports
+
+
+def _expected_lines(profile: StoreProfile) -> list[str]:
+    found = {"conditional_create": "enforced", "conditional_replace": "enforced", "checksums": True}
+    found |= {"deletes": "batch"} | profile.expected
+    deletes = {"batch": "DeleteObjects accepted", "batch-md5": "DeleteObjects needs Content-MD5"}
+    return [
+        f"If-None-Match on writes: {found['conditional_create']}",
+        f"If-Match on writes: {found['conditional_replace']}",
+        f"checksums: {'accepted' if found['checksums'] else 'not accepted'}",
+        f"deletes: {deletes[found['deletes']]}",
+        "folder keys: kept as folders without bytes",  # SeaweedFS below every profile
+        f"versioning: {'off' if profile.name in NO_VERSIONS else 'on'}",
+    ]
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
+def test_every_store_profile_publishes_the_whole_scenario(
+    profile: StoreProfile, open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, profile)
+    try:
+        reports = _scenario(_site(tmp_path, bucket), bucket, versions=profile.name not in NO_VERSIONS)
+    finally:
+        bucket.proxy.stop()
+
+    weakened = [line for report in reports for line in report["fallbacks"]]
+    conditional = {profile.expected.get("conditional_create"), profile.expected.get("conditional_replace")}
+    assert any("publisher working at the same time is not detected" in line for line in weakened) == bool(
+        conditional - {None}
+    )
+    assert any("Content-MD5 instead" in line for line in weakened) == (profile.expected.get("checksums") is False)
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
+def test_check_reports_what_each_store_does(
+    profile: StoreProfile, open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, profile)
+    site = _site(tmp_path, bucket)
+    try:
+        checked = site.publish_cli("--check")
+    finally:
+        bucket.proxy.stop()
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for expected in _expected_lines(profile):
+        assert expected in checked.stdout, (expected, checked.stdout)
+    assert bucket.site_keys() == set()  # the probe left nothing behind
+
+
+def test_b2_says_each_fallback_once_in_the_summary_and_the_report(
+    open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, PROFILES[0])
+    site = _site(tmp_path, bucket)
+    try:
+        built = site.build()
+    finally:
+        bucket.proxy.stop()
+
+    assert built.returncode == 0, built.output
+    assert built.output.count("refuses conditional writes") == 1
+    assert built.output.count("takes no additional checksums") == 1
+    assert built.report is not None and len(built.report["fallbacks"]) == 2
+    puts = [r for r in bucket.proxy.put_bodies() if r.key.endswith(".html")]
+    assert puts and all("content-md5" in r.headers for r in puts)
+    assert not any(name.startswith("x-amz-checksum-") for r in puts for name in r.headers)
+
+
+@pytest.mark.parametrize("profile", [OWNER_ENFORCED, R2], ids=["aws-owner-enforced", "r2"])
+def test_an_acl_the_bucket_refuses_is_one_line_before_any_site_file_is_written(
+    profile: StoreProfile, open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, profile)
+    site = _site(tmp_path, bucket)
+    site.settings["S3_PUBLISH_ACL"] = "public-read"
+    try:
+        built = site.build(env=dict(os.environ, COLUMNS="300"))
+    finally:
+        bucket.proxy.stop()
+
+    assert built.returncode != 0
+    (line,) = [line for line in built.output.splitlines() if "s3-publish:" in line]
+    assert "S3_PUBLISH_ACL" in line
+    assert "has ACLs disabled (it does not allow them), so S3_PUBLISH_ACL = 'public-read' cannot be sent" in line
+    assert "Make the bucket public" in built.output and "Traceback" not in built.output
+    assert bucket.all_keys() == set()
+
+
+def test_the_scenario_on_seaweedfs(bucket: Bucket, tmp_path: Path) -> None:
+    bucket.client.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
+    _scenario(_site(tmp_path, bucket), bucket, versions=True)
+
+
+def test_the_scenario_on_moto(moto_server: MotoServer, tmp_path: Path) -> None:
+    made = new_bucket(moto_server.endpoint_url, s3_client(moto_server.endpoint_url))
+    made.client.put_bucket_versioning(Bucket=made.name, VersioningConfiguration={"Status": "Enabled"})
+    try:
+        _scenario(_site(tmp_path, made), made, versions=True)
+    finally:
+        made.proxy.stop()
+
+
+def test_the_scenario_on_s3rver(node_server: s3rver.S3rver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3rver.KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3rver.SECRET)
+    made = new_bucket(node_server.endpoint_url, s3_client(node_server.endpoint_url, s3rver.KEY_ID, s3rver.SECRET))
+    try:
+        _scenario(_site(tmp_path, made), made, versions=False)
+    finally:
+        made.proxy.stop()
+
+
+NO_DELETE_OBJECTS = StoreProfile(
+    "no-delete-objects",
+    (
+        Rule(
+            "delete-objects",
+            "not a store's documented behaviour: the fallback's last step, one key at a time",
+            lambda seen: seen.method == "POST" and "delete" in seen.query.split("&"),
+            Refusal(501, "NotImplemented", "DeleteObjects is not implemented"),
+        ),
+    ),
+    {"deletes": "single"},
+)
+
+
+def test_a_store_without_delete_objects_gets_single_deletes_said_once(
+    open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, NO_DELETE_OBJECTS)
+    site = _site(tmp_path, bucket)
+    try:
+        _publish(site, bucket)
+        (site.content / "post-2.rst").unlink()
+        (site.content / "post-3.rst").unlink()
+        report = _publish(site, bucket)
+    finally:
+        bucket.proxy.stop()
+
+    assert {"post-2.html", "post-3.html"} <= set(report["deleted"])
+    assert report["fallbacks"] == ["this store refuses DeleteObjects: keys are deleted one at a time"]
+    single = [r.key for r in bucket.proxy.requests if r.method == "DELETE"]
+    assert {"post-2.html", "post-3.html"} <= set(single)
+
+
+def test_a_conditional_write_conflict_409_is_retried(bucket: Bucket, tmp_path: Path) -> None:
+    """AWS answers 409 ConditionalRequestConflict to racing conditional writes, and says to retry."""
+    site = _site(tmp_path, bucket)
+    answered: list[str] = []
+
+    def conflict_once(method: str, key: str) -> tuple[int, str] | None:
+        if method == "PUT" and key.endswith(".s3-publish-manifest.json.gz") and not answered:
+            answered.append(key)
+            return 409, "ConditionalRequestConflict"
+        return None
+
+    bucket.proxy.fault = conflict_once
+    built = site.build()
+
+    assert built.returncode == 0, built.output
+    assert built.report is not None and built.report["retries"] >= 1
+    manifest_puts = [
+        r.status for r in bucket.proxy.requests if r.method == "PUT" and r.key.endswith(".s3-publish-manifest.json.gz")
+    ]
+    assert manifest_puts[:2] == [409, 200]
+    _assert_serves_the_output(bucket, site, {})
