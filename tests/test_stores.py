@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
+from devtools import proxy as proxy_module
 from devtools import s3rver, seaweed
 from devtools.stores import GARAGE, OWNER_ENFORCED, PROFILES, R2, Refusal, Rule, StoreProfile
-from tests.conftest import Bucket, MotoServer, Site, new_bucket, s3_client
+from tests.conftest import Bucket, MotoServer, Site, new_bucket, s3_client, stored_manifest
 
 REDIRECT = {"old/post-3.html": "/post-1.html"}
+MANIFEST = ".s3-publish-manifest.json.gz"
 NO_VERSIONS = {GARAGE.name, R2.name}  # stores that keep no versions, by their own documentation
 
 
@@ -285,3 +287,81 @@ def test_a_conditional_write_conflict_409_is_retried(bucket: Bucket, tmp_path: P
     ]
     assert manifest_puts[:2] == [409, 200]
     _assert_serves_the_output(bucket, site, {})
+
+
+def _probes(bucket: Bucket) -> list[str]:
+    return [r.key for r in bucket.proxy.requests if r.method == "PUT" and r.is_probe]
+
+
+def test_the_store_is_asked_once_per_address_and_again_at_a_new_one(
+    bucket: Bucket, s3_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    site = _site(tmp_path, bucket)
+    _publish(site, bucket)
+    assert _probes(bucket)
+    head, _ = stored_manifest(bucket.body(MANIFEST))
+    assert head["store"]["where"] == f"{bucket.endpoint_url}/{bucket.name}" and head["store"]["folder_keys"] is False
+
+    site.article("post-1", "Edited once.")
+    _publish(site, bucket)
+    assert not _probes(bucket)  # known from the manifest: nothing asked
+
+    elsewhere = proxy_module.Proxy(s3_server.endpoint_url).start()  # the same bucket at another address
+    try:
+        moved = Bucket(bucket.name, bucket.client, elsewhere.url, elsewhere)
+        site.settings["S3_PUBLISH_ENDPOINT_URL"] = elsewhere.url
+        site.article("post-1", "Edited twice.")
+        _publish(site, moved)
+        assert _probes(moved)
+    finally:
+        elsewhere.stop()
+    head, _ = stored_manifest(bucket.body(MANIFEST))
+    assert head["store"]["where"] == f"{elsewhere.url}/{bucket.name}"
+
+
+IGNORES_CONTENT_MD5 = StoreProfile(
+    "ignores-content-md5",
+    (
+        Rule(
+            "checksum",
+            "B2's answer to additional checksums, as in the b2 profile",
+            lambda seen: any(name.startswith("x-amz-checksum-") for name in seen.headers),
+            Refusal(400, "InvalidArgument", "Unsupported header 'x-amz-checksum-sha256' received for this API call."),
+        ),
+        Rule(
+            "content-md5-ignored",
+            "a store that does not check Content-MD5: only the ETag shows a body changed on the way",
+            lambda seen: "content-md5" in seen.headers,
+            ignores=("content-md5",),
+        ),
+    ),
+)
+
+
+def test_without_checksums_a_body_changed_on_the_way_is_caught_by_its_etag(
+    open_server: seaweed.SeaweedServer, tmp_path: Path
+) -> None:
+    bucket = _profiled(open_server, IGNORES_CONTENT_MD5)
+    site = _site(tmp_path, bucket)
+    bucket.proxy.fault = lambda method, key: "corrupt" if method == "PUT" and key == "post-2.html" else None
+    try:
+        built = site.build(env=dict(os.environ, COLUMNS="300"))
+    finally:
+        bucket.proxy.stop()
+
+    assert built.returncode == 1, built.output
+    (line,) = [line for line in built.output.splitlines() if "s3-publish:" in line]
+    assert f"s3://{bucket.name}/post-2.html: BadDigest: the bytes were changed on the way" in line
+    _, records = stored_manifest(bucket.body(MANIFEST))
+    assert "post-2.html" not in records  # never recorded as published
+
+
+def test_check_fails_in_one_line_for_a_bucket_that_is_not_there(bucket: Bucket, tmp_path: Path) -> None:
+    site = _site(tmp_path, bucket)
+    site.settings["S3_PUBLISH_BUCKET"] = "no-such-bucket-here"
+
+    checked = site.publish_cli("--check")
+
+    assert checked.returncode == 1
+    assert "FAIL  check: bucket no-such-bucket-here does not exist" in checked.stdout
+    assert "Traceback" not in checked.stdout + checked.stderr

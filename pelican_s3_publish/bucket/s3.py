@@ -259,8 +259,8 @@ class S3Bucket:
         """Where the credentials came from, and on AWS whose they are (STS GetCallerIdentity)."""
         key = self._credentials.access_key
         found = f"from {self._credentials.method} (access key {key[:4]}...{key[-4:]})"
-        if self._settings.endpoint_url:
-            return found
+        if not re.search(r"\.amazonaws\.com(\.cn)?$", urlsplit(self.address.endpoint).hostname or ""):
+            return found  # another store: STS is AWS's alone
         sts = self._session.client("sts", region_name=self.address.region)
         identity = self._boto3_call("GetCallerIdentity", None, sts.get_caller_identity)
         return f"{found}, {identity['Arn']}"
