@@ -3,7 +3,7 @@
 One line per item, in the order a publish meets them: credentials, endpoint,
 bucket, permission to write and delete (a probe object, removed), what the
 store does and what the publish does about it, versioning, folder keys, the
-ACL and CloudFront when configured. The first failure ends the check.
+ACL, CloudFront and Cloudflare when configured. The first failure ends the check.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def check(settings: Settings, say: Callable[[str], None]) -> int:
             say(line)
         versioning = bucket.keeps_versions()
         say(_line(OK if versioning else NOTE, "versioning", _versioning_words(versioning)))
-        for line in _cloudfront_lines(settings):
+        for line in _cdn_lines(settings):
             say(line)
     except PublishError as error:
         say(_line(FAIL, "check", str(error)))
@@ -90,17 +90,8 @@ def _versioning_words(on: bool) -> str:
     return "off: --rollback is refused; turn versioning on to undo later publishes (README: Undo)"
 
 
-def _cloudfront_lines(settings: Settings) -> Iterator[str]:
-    from .cdn import CloudFront
+def _cdn_lines(settings: Settings) -> Iterator[str]:
+    from . import cdn
 
-    if not settings.cloudfront_distributions:
-        return
-    cloudfront = CloudFront(settings.profile, settings.bucket)
-    for distribution in settings.cloudfront_distributions:
-        origin = cloudfront.origin_path(distribution) or "/"
-        yield _line(
-            OK,
-            f"CloudFront {distribution}",
-            f"serves this bucket from origin path {origin}; invalidating needs cloudfront:CreateInvalidation "
-            "(not tried: it would invalidate)",
-        )
+    for target in cdn.targets(settings):
+        yield _line(OK, target.label, target.check())

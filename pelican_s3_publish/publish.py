@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import history, log, redirects
+from . import cdn, history, log, redirects
 from .bucket import Bucket, Capabilities
-from .cdn import CloudFront, Invalidation, caller_reference, fold_paths, url_paths
+from .cdn import Cdn, Invalidation
 from .errors import PublishError, RefusedError, SettingsError
 from .headers import Headers, desired
 from .local import LocalFile, fingerprinted, identify, key_of, name_of, scan
@@ -181,7 +181,7 @@ def _apply(
     return outcome
 
 
-Pending = dict[str, tuple[str, ...]]  # URL paths by CloudFront distribution
+Pending = dict[str, tuple[str, ...]]  # URL paths not yet told, by CDN (a distribution's id, cloudflare:<zone>)
 
 
 def _record(
@@ -255,53 +255,50 @@ def _stopped_midway(plan: Plan, outcome: Outcome, signum: int) -> Interrupted:
     )
 
 
-def _cdn_paths(settings: Settings, bucket: Bucket, plan: Plan, state: RemoteState) -> tuple[CloudFront | None, Pending]:
-    """Per distribution, the URL paths whose answer may have changed, and those still pending.
+def _cdn_paths(settings: Settings, plan: Plan, state: RemoteState) -> tuple[list[Cdn], Pending]:
+    """Per CDN, the URL paths whose answer may have changed, and those still pending.
 
-    Read before anything is written, so a wrong distribution id stops the
-    publish with nothing changed. Nothing changed and nothing pending: no call.
+    Read before anything is written, so a wrong distribution or zone id stops
+    the publish with nothing changed. Nothing changed and nothing pending: no call.
     """
     keys = [settings.prefix + relpath for relpath in plan.changed]
     pending = state.manifest.pending
-    if not settings.cloudfront_distributions or not (keys or pending):
-        return None, {}
-    cloudfront = CloudFront(settings.profile, settings.bucket)
+    if not (settings.cloudfront_distributions or settings.cloudflare_zones) or not (keys or pending):
+        return [], {}
+    told = cdn.targets(settings)
     wanted = {}
-    for distribution in settings.cloudfront_distributions:
-        changed = url_paths(keys, cloudfront.origin_path(distribution)) if keys else []
-        if paths := tuple(sorted({*changed, *pending.get(distribution, ())})):
-            wanted[distribution] = paths
-    return cloudfront, wanted
+    for target in told:
+        if paths := tuple(sorted({*target.wanted(keys), *pending.get(target.key, ())})):
+            wanted[target.key] = paths
+    return told, wanted
 
 
-def _tell_cdn(cloudfront: CloudFront, settings: Settings, bucket: Bucket, manifest: Manifest) -> list[Invalidation]:
-    """One invalidation per distribution; what could not be sent stays pending in the manifest."""
-    told, left, reasons = [], dict(manifest.pending), []
-    for distribution, paths in manifest.pending.items():
-        folded = fold_paths(paths, settings.cloudfront_max_paths)
+def _tell_cdn(targets: list[Cdn], settings: Settings, bucket: Bucket, manifest: Manifest) -> list[Invalidation]:
+    """One invalidation or purge per CDN; what could not be sent stays pending in the manifest."""
+    told, left, reasons = [], dict(manifest.pending), dict[str, list[str]]()
+    for target in targets:
+        if (paths := manifest.pending.get(target.key)) is None:
+            continue
+        folded = target.folded(paths)
         try:
-            reference = caller_reference(distribution, manifest.etag or "", folded)
-            told.append(
-                Invalidation(distribution, cloudfront.invalidate(distribution, folded, reference), tuple(folded))
-            )
-            del left[distribution]
+            told.append(Invalidation(target.key, target.tell(folded, manifest.etag or ""), tuple(folded), target.label))
+            del left[target.key]
         except PublishError as error:
-            reasons.append(str(error))
+            reasons.setdefault(target.label, []).append(str(error))
     if left != manifest.pending:
         write_manifest(bucket, settings.prefix, replace(manifest, pending=left), manifest)
     if reasons:
-        raise PublishError(
-            f"published, but CloudFront was not told: {'; '.join(reasons)}; the next publish sends these paths"
-        )
+        untold = "; ".join(f"{label} was not told: {'; '.join(why)}" for label, why in reasons.items())
+        raise PublishError(f"published, but {untold}; the next publish sends these paths")
     if settings.cloudfront_wait:
         for invalidation in told:
-            assert invalidation.id is not None
-            cloudfront.wait(invalidation.distribution, invalidation.id, settings.cloudfront_wait_timeout, log.status)
+            target = next(t for t in targets if t.key == invalidation.distribution)
+            target.wait(invalidation.id, settings.cloudfront_wait_timeout, log.status)
     return told
 
 
-def _planned(settings: Settings, wanted: Pending) -> list[Invalidation]:
-    return [Invalidation(d, None, tuple(fold_paths(p, settings.cloudfront_max_paths))) for d, p in wanted.items()]
+def _planned(targets: list[Cdn], wanted: Pending) -> list[Invalidation]:
+    return [Invalidation(t.key, None, tuple(t.folded(wanted[t.key])), t.label) for t in targets if t.key in wanted]
 
 
 def publish(
@@ -363,7 +360,7 @@ def _carry_out(
     started: float,
 ) -> Report:
     outcome = Outcome()
-    cloudfront, wanted = _cdn_paths(settings, bucket, plan, state)
+    targets, wanted = _cdn_paths(settings, plan, state)
     settled = (
         not state.manifest.in_flight
         and records_after(plan, state, {}, ()) == state.manifest.records
@@ -371,14 +368,14 @@ def _carry_out(
         and plan.moved in (None, state.manifest.moved)
     )
     up_to_date = plan.is_empty and settled and not wanted
-    invalidations = _planned(settings, wanted) if settings.dry_run else []
+    invalidations = _planned(targets, wanted) if settings.dry_run else []
     if not settings.dry_run and not up_to_date:
         _serviceable(plan, settings, bucket.know(Capabilities.from_json(state.manifest.store), settings.prefix))
         ahead = _write_ahead(bucket, settings, plan, state, wanted)
         outcome = _apply(bucket, settings, plan, state, ahead, Tally(plan, on_progress), stop)
         manifest = _record(bucket, settings, plan, state, ahead, outcome, wanted)
-        if cloudfront is not None and wanted:
-            invalidations = _tell_cdn(cloudfront, settings, bucket, manifest)
+        if wanted:
+            invalidations = _tell_cdn(targets, settings, bucket, manifest)
     written = None if settings.dry_run else set(outcome.records)
     report = Report(
         bucket=settings.bucket,

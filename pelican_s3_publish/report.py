@@ -58,13 +58,23 @@ class Report:
             + f"{self.unchanged} unchanged, {len(self.deleted)} deleted"
         )
         where = f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
-        paths = sum(len(i.paths) for i in self.invalidations)
         if self.dry_run:
-            told = f"; CloudFront: {paths} paths" if self.invalidations else ""
+            told = "".join(f"; {cdn}: {count} {unit}" for cdn, count, unit in self._told())
             return f"dry run for {where}: would send {counts}{told}; nothing was written"
-        told = f"; CloudFront: {paths} paths invalidated" if self.invalidations else ""
+        told = "".join(f"; {cdn}: {count} {unit} {TOLD[cdn]}" for cdn, count, unit in self._told())
         done = f"published to {where}: {counts}{told}; {size_text(self.bytes_sent)} sent in {self.elapsed_s:.2f} s"
         return "\n".join([done, *(f"  note: {fallback}" for fallback in self.fallbacks)])
+
+    def _told(self) -> list[tuple[str, int, str]]:
+        """Per CDN: how many paths (CloudFront) or URLs (Cloudflare) it was told of."""
+        counts: dict[str, int] = {}
+        for invalidation in self.invalidations:
+            counts[invalidation.cdn] = counts.get(invalidation.cdn, 0) + len(invalidation.paths)
+        return [(cdn, count, UNITS[cdn]) for cdn, count in counts.items()]
+
+
+UNITS = {"CloudFront": "paths", "Cloudflare": "URLs"}
+TOLD = {"CloudFront": "invalidated", "Cloudflare": "purged"}
 
 
 def size_text(count: int) -> str:

@@ -68,6 +68,9 @@ DEFAULT_TIMEOUT_S = 60
 # CloudFront's 1,000 free paths (a wildcard counts as one).
 DEFAULT_CLOUDFRONT_MAX_PATHS = 30
 
+# URLs a publish purges before folding: 10 requests of 100, within the Free plan's bucket of 25.
+DEFAULT_CLOUDFLARE_MAX_URLS = 1000
+
 Delete = Literal[True, False, "all"]
 
 
@@ -125,6 +128,9 @@ class Settings:
     cloudfront_max_paths: int = DEFAULT_CLOUDFRONT_MAX_PATHS
     cloudfront_wait: bool = False
     cloudfront_wait_timeout: int = 600
+    cloudflare_zones: tuple[str, ...] = ()
+    cloudflare_urls: tuple[str, ...] = ()  # the site's public addresses: SITEURL unless given
+    cloudflare_max_urls: int = DEFAULT_CLOUDFLARE_MAX_URLS
     gzip: GzipSetting = False
     redirects: tuple[tuple[str, str], ...] = ()  # (source key, target), checked by `redirects.checked`
     auto_redirects: bool = True
@@ -278,6 +284,28 @@ def _distributions(name: str, value: object) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _zones(name: str, value: object) -> tuple[str, ...]:
+    ids = [value] if isinstance(value, str) else value if value is not None else []
+    if not isinstance(ids, (list, tuple)) or not all(
+        isinstance(i, str) and re.fullmatch(r"[0-9a-f]{32}", i) for i in ids
+    ):
+        raise _bad(
+            name, "a Cloudflare zone id (32 hex digits, from the zone's Overview page), or a list of them", value
+        )
+    return tuple(ids)
+
+
+def _site_urls(name: str, value: object) -> tuple[str, ...]:
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, (list, tuple)) or not urls or not all(_absolute(url) for url in urls):
+        raise _bad(name, "the site's public addresses, such as ['https://example.com']", value)
+    return tuple(str(url).rstrip("/") for url in urls)
+
+
+def _absolute(url: object) -> bool:
+    return isinstance(url, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", url) is not None
+
+
 Parser = Callable[[str, Any], Any]
 
 PARSERS: dict[str, tuple[str, Parser]] = {
@@ -305,6 +333,9 @@ PARSERS: dict[str, tuple[str, Parser]] = {
     "CLOUDFRONT_MAX_PATHS": ("cloudfront_max_paths", lambda n, v: _whole(n, v, 1, cdn.MAX_PATHS)),
     "CLOUDFRONT_WAIT": ("cloudfront_wait", _bool),
     "CLOUDFRONT_WAIT_TIMEOUT": ("cloudfront_wait_timeout", lambda n, v: _whole(n, v, 1, 86400)),
+    "CLOUDFLARE_ZONE_ID": ("cloudflare_zones", _zones),
+    "CLOUDFLARE_URLS": ("cloudflare_urls", _site_urls),
+    "CLOUDFLARE_MAX_URLS": ("cloudflare_max_urls", lambda n, v: _whole(n, v, 1, 100_000)),
     "GZIP": ("gzip", _gzip),
     "REDIRECTS": ("redirects", lambda n, v: redirects.checked(v)),
     "AUTO_REDIRECTS": ("auto_redirects", _bool),
@@ -336,6 +367,16 @@ def _check_together(settings: Settings) -> Settings:
             f'set {PREFIX}SSE = "aws:kms" or remove the key id'
         )
     return settings
+
+
+def _siteurl(siteurl: object) -> tuple[str, ...]:
+    """The public address Cloudflare caches the site under: Pelican's SITEURL, when it is absolute."""
+    if not _absolute(siteurl):
+        raise SettingsError(
+            f"{PREFIX}CLOUDFLARE_ZONE_ID needs the site's public address, but SITEURL is {siteurl!r}: "
+            f"set SITEURL = 'https://example.com' in publishconf.py, or {PREFIX}CLOUDFLARE_URLS"
+        )
+    return (str(siteurl).rstrip("/"),)
 
 
 def is_requested(pelican_settings: Mapping[str, Any]) -> bool:
@@ -375,6 +416,8 @@ def from_pelican(pelican_settings: Mapping[str, Any]) -> Settings:
         for suffix, (attribute, parse) in PARSERS.items()
         if PREFIX + suffix in pelican_settings
     }
+    if values.get("cloudflare_zones") and not values.get("cloudflare_urls"):
+        values["cloudflare_urls"] = _siteurl(pelican_settings.get("SITEURL"))
     settings = Settings(
         **values,
         atom_feeds=_feed_globs(pelican_settings, ATOM_FEED_SETTINGS),

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from devtools import proxy as proxy_module
-from pelican_s3_publish.cdn import MAX_WILDCARDS, _origin_names_bucket, fold_paths, url_paths
+from pelican_s3_publish.cdn.cloudfront import MAX_WILDCARDS, _origin_names_bucket
+from pelican_s3_publish.cdn.paths import fold_paths, url_paths
 from tests.conftest import Bucket, MotoServer, Site, md5_tree, stored_manifest
 
 MANIFEST = ".s3-publish-manifest.json.gz"
@@ -37,17 +38,17 @@ def test_keys_become_the_paths_cloudfront_serves() -> None:
 def test_folding_keeps_to_the_budget_deepest_folders_first() -> None:
     paths = [f"/posts/{year}/{n}/" for year in range(2020, 2026) for n in range(40)] + ["/index.html"]
 
-    folded = fold_paths(paths, 30)
+    folded = fold_paths(paths, 30, MAX_WILDCARDS)
 
     assert folded == ["/index.html", *(f"/posts/{year}/*" for year in range(2020, 2026))]
-    assert fold_paths(["/a.html", "/b.html"], 30) == ["/a.html", "/b.html"]
-    assert fold_paths([f"/p{n}.html" for n in range(40)], 30) == ["/*"]  # only the root holds them
+    assert fold_paths(["/a.html", "/b.html"], 30, MAX_WILDCARDS) == ["/a.html", "/b.html"]
+    assert fold_paths([f"/p{n}.html" for n in range(40)], 30, MAX_WILDCARDS) == ["/*"]  # only the root holds them
 
 
 def test_five_thousand_paths_fold_within_cloudfront_s_limits() -> None:
     paths = [f"/{section}/{n}/page-{m}.html" for section in range(20) for n in range(25) for m in range(10)]
 
-    folded = fold_paths(paths, 3000)
+    folded = fold_paths(paths, 3000, MAX_WILDCARDS)
 
     assert len(folded) <= 3000
     assert sum(p.endswith("*") for p in folded) <= MAX_WILDCARDS
@@ -125,7 +126,7 @@ def test_an_edited_article_invalidates_exactly_the_pages_that_changed(
     assert build.returncode == 0, build.output
     changed = _changed(before, md5_tree(site.output))
     assert "index.html" in changed and "post-2.html" in changed
-    assert _invalidated(moto_server, distribution[0])[-1] == fold_paths(_paths_of(changed), 30)
+    assert _invalidated(moto_server, distribution[0])[-1] == fold_paths(_paths_of(changed), 30, MAX_WILDCARDS)
     assert build.report is not None
     assert build.report["invalidations"][0]["distribution"] == distribution[0]
     assert "CloudFront:" in build.output
@@ -215,7 +216,7 @@ def test_a_failed_invalidation_is_kept_and_sent_by_the_next_publish_even_a_no_op
 
     assert again.returncode == 0, again.output
     batches = _invalidated(moto_server, distribution[0])
-    assert len(batches) == told_before + 1 and batches[-1] == fold_paths(changed, 30)
+    assert len(batches) == told_before + 1 and batches[-1] == fold_paths(changed, 30, MAX_WILDCARDS)
     assert _pending(bucket) == {}
 
 
@@ -326,3 +327,21 @@ def test_a_distribution_without_an_origin_for_the_bucket_is_one_line(
     assert build.returncode == 2
     assert f"has no origin for bucket {bucket.name}" in build.output
     assert bucket.all_keys() == set()
+
+
+def test_check_finds_the_distribution_and_a_wrong_id_fails(
+    site: Site, bucket: Bucket, moto_server: MotoServer, distribution: tuple[str, proxy_module.Proxy]
+) -> None:
+    env = _cdn_site(site, distribution)
+
+    checked = site.publish_cli("--check", env=env)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"ok    CloudFront: distribution {distribution[0]} serves this bucket from origin path /" in checked.stdout
+    assert not _invalidated(moto_server, distribution[0])  # checking never invalidates
+
+    site.settings["S3_PUBLISH_CLOUDFRONT_DISTRIBUTION_ID"] = "ENOSUCHDIST"
+    wrong = site.publish_cli("--check", env=env)
+
+    assert wrong.returncode == 1
+    assert "FAIL  check: CloudFront has no distribution ENOSUCHDIST" in wrong.stdout

@@ -1,10 +1,8 @@
-"""The CDN: which URLs a publish changed, folded within a budget, and CloudFront told of them.
+"""CloudFront: the changed URL paths of a distribution invalidated, within its limits.
 
-A key becomes the URL path CloudFront serves it under: the origin's
-OriginPath taken off (read once per publish with GetDistributionConfig),
-`dir/index.html` as both `/dir/` and `/dir/index.html`, percent-encoded. Above
-the budget, paths fold into `/dir/*` wildcards, deepest folders first; `/*`
-only as a last resort. Nothing outside this module knows CloudFront.
+A key becomes the path CloudFront serves it under once the origin's
+OriginPath is taken off (read once per publish with GetDistributionConfig,
+which also stops a wrong distribution id before anything is written).
 """
 
 from __future__ import annotations
@@ -12,69 +10,17 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote
 
-from .errors import PublishError, SettingsError
+from ..errors import PublishError, SettingsError
+from .paths import fold_paths, url_paths
+from .target import CdnError
 
 MAX_WILDCARDS = 15  # in progress per distribution, CloudFront's limit
 MAX_PATHS = 3000  # in progress per distribution, CloudFront's limit
 BUSY_ATTEMPTS = 6  # TooManyInvalidationsInProgress: about a minute of botocore's throttling backoff
-INDEX = "index.html"
-# What CloudFront accepts unencoded in a path; "*" is kept for the wildcards folding adds, never from a key.
-SAFE = "/-_.~!$&'()+,;=:@"
 S3_DOMAIN = r"\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?"
-
-
-class CdnError(PublishError):
-    """CloudFront refused or could not be reached; the message names what to do."""
-
-
-@dataclass(frozen=True)
-class Invalidation:
-    distribution: str
-    id: str | None  # None in a dry run
-    paths: tuple[str, ...]
-
-    def describe(self) -> str:
-        return f"invalidate  {self.distribution}  {len(self.paths)} paths: {' '.join(self.paths)}"
-
-
-def url_paths(keys: Iterable[str], origin_path: str) -> list[str]:
-    """The URL paths under which these keys are served, for an origin with this OriginPath."""
-    base = origin_path.strip("/")
-    base = base + "/" if base else ""
-    paths: set[str] = set()
-    for key in keys:
-        if not key.startswith(base):
-            continue  # not served by this origin
-        served = key[len(base) :]
-        paths.add("/" + quote(served, safe=SAFE))
-        if served == INDEX or served.endswith("/" + INDEX):
-            paths.add("/" + quote(served[: -len(INDEX)], safe=SAFE))
-    return sorted(paths)
-
-
-def _folders(path: str) -> list[str]:
-    """The folders a path lies in, deepest first (a wildcard: those above its own): what may replace it."""
-    inner = path[:-2] if path.endswith("/*") else path
-    return [inner[: end + 1] for end in range(len(inner) - 1, -1, -1) if inner[end] == "/"]
-
-
-def fold_paths(paths: Sequence[str], budget: int) -> list[str]:
-    """Paths within `budget` and CloudFront's wildcard limit: the deepest shared folders become `folder*`."""
-    current = sorted(set(paths))
-    while len(current) > budget or sum(p.endswith("*") for p in current) > MAX_WILDCARDS:
-        shared = Counter(folder for path in current for folder in _folders(path))
-        candidates = [folder for folder, count in shared.items() if count > 1 and folder != "/"]
-        if not candidates:
-            return ["/*"]
-        chosen = max(candidates, key=lambda folder: (folder.count("/"), shared[folder]))
-        current = sorted({p for p in current if not p.startswith(chosen)} | {chosen + "*"})
-    return current
 
 
 def caller_reference(distribution: str, publish_id: str, paths: Sequence[str]) -> str:
@@ -192,3 +138,34 @@ def _explain(error: Exception, distribution: str, operation: str) -> PublishErro
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return CdnError(f"cannot reach CloudFront for {distribution} ({error}): check the network")
     raise error
+
+
+class Distribution:
+    """One distribution as a CDN target: its paths kept pending under its id, as they always were."""
+
+    label = "CloudFront"
+
+    def __init__(self, cloudfront: CloudFront, distribution: str, budget: int) -> None:
+        self._cloudfront = cloudfront
+        self.key = distribution
+        self._budget = budget
+
+    def check(self) -> str:
+        origin = self._cloudfront.origin_path(self.key) or "/"
+        return (
+            f"distribution {self.key} serves this bucket from origin path {origin}; invalidating needs "
+            "cloudfront:CreateInvalidation (not tried: it would invalidate)"
+        )
+
+    def wanted(self, keys: Sequence[str]) -> list[str]:
+        return url_paths(keys, self._cloudfront.origin_path(self.key)) if keys else []
+
+    def folded(self, paths: Sequence[str]) -> list[str]:
+        return fold_paths(paths, self._budget, MAX_WILDCARDS)
+
+    def tell(self, paths: Sequence[str], publish_id: str) -> str:
+        return self._cloudfront.invalidate(self.key, paths, caller_reference(self.key, publish_id, paths))
+
+    def wait(self, request: str | None, timeout_s: float, told: Callable[[str], None]) -> None:
+        if request is not None:
+            self._cloudfront.wait(self.key, request, timeout_s, told)
