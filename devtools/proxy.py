@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
+from devtools import loopback
 from devtools.stores import Seen, StoreProfile
 from pelican_s3_publish.manifest import PROBE_FOLDER, PROBE_NAME, RESERVED_NAMES
 
@@ -91,18 +92,11 @@ class Proxy:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Proxy:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        if self.tls is not None:
-            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = loopback.serve(_handler_for(self), self.tls)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        loopback.shut(self._server)
 
     def clear(self) -> None:
         with self._lock:

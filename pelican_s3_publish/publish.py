@@ -281,7 +281,9 @@ def _tell_cdn(targets: list[Cdn], settings: Settings, bucket: Bucket, manifest: 
             continue
         folded = target.folded(paths)
         try:
-            told.append(Invalidation(target.key, target.tell(folded, manifest.etag or ""), tuple(folded), target.label))
+            told.append(
+                Invalidation(target.name, target.tell(folded, manifest.etag or ""), tuple(folded), target.label)
+            )
             del left[target.key]
         except PublishError as error:
             reasons.setdefault(target.label, []).append(str(error))
@@ -292,13 +294,13 @@ def _tell_cdn(targets: list[Cdn], settings: Settings, bucket: Bucket, manifest: 
         raise PublishError(f"published, but {untold}; the next publish sends these paths")
     if settings.cloudfront_wait:
         for invalidation in told:
-            target = next(t for t in targets if t.key == invalidation.distribution)
+            target = next(t for t in targets if t.name == invalidation.distribution)
             target.wait(invalidation.id, settings.cloudfront_wait_timeout, log.status)
     return told
 
 
 def _planned(targets: list[Cdn], wanted: Pending) -> list[Invalidation]:
-    return [Invalidation(t.key, None, tuple(t.folded(wanted[t.key])), t.label) for t in targets if t.key in wanted]
+    return [Invalidation(t.name, None, tuple(t.folded(wanted[t.key])), t.label) for t in targets if t.key in wanted]
 
 
 def publish(

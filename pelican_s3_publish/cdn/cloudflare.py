@@ -52,7 +52,7 @@ class Zone:
 
     def __init__(self, api: Any, zone: str, sites: Sequence[str], budget: int, prefix: str) -> None:
         self._api = api
-        self.zone = zone
+        self.zone = self.name = zone
         self.key = f"cloudflare:{zone}"
         self._sites = [site.rstrip("/") for site in sites]
         self._budget = budget

@@ -147,7 +147,7 @@ class Distribution:
 
     def __init__(self, cloudfront: CloudFront, distribution: str, budget: int) -> None:
         self._cloudfront = cloudfront
-        self.key = distribution
+        self.key = self.name = distribution
         self._budget = budget
 
     def check(self) -> str:

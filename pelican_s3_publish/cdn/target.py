@@ -17,6 +17,7 @@ class Cdn(Protocol):
     """One distribution or zone. Paths not yet told are kept in the manifest under `key` until told."""
 
     key: str
+    name: str  # the distribution's or the zone's id, as the report shows it
     label: str  # "CloudFront", "Cloudflare": for the summary and messages
 
     def check(self) -> str:
