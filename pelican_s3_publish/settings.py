@@ -68,8 +68,8 @@ DEFAULT_TIMEOUT_S = 60
 # CloudFront's 1,000 free paths (a wildcard counts as one).
 DEFAULT_CLOUDFRONT_MAX_PATHS = 30
 
-# URLs a publish purges before folding: 10 requests of 100, within the Free plan's bucket of 25.
-DEFAULT_CLOUDFLARE_MAX_URLS = 1000
+# URLs a publish purges before folding: 10 requests of 30, within the Free plan's bucket of 25.
+DEFAULT_CLOUDFLARE_MAX_URLS = 300
 
 Delete = Literal[True, False, "all"]
 
