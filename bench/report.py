@@ -195,7 +195,8 @@ def write(
         "scenario through the recording proxy (devtools/proxy.py); its times are shown last, for comparison "
         "with the earlier method.",
         "'objects written' counts site objects (PUT, server-side copy, completed multipart); "
-        "pelican-s3-publish also writes its manifest once when anything changed, not counted.",
+        "pelican-s3-publish also writes its manifest once when anything changed, and into a new bucket a probe "
+        "object it removes at once (asking the store what it does), neither counted.",
         "",
         *(f"- {note}" for note in results.notes),
         "",
