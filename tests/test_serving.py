@@ -140,4 +140,17 @@ def test_strip_index_html_on_seaweedfs_stops_with_one_line_naming_the_setting(si
     assert build.returncode == 2, build.output
     (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
     assert "keeps no bytes under keys that end in '/'" in line and "S3_PUBLISH_STRIP_INDEX_HTML = False" in line
-    assert not [r for r in bucket.proxy.put_bodies() if r.key.endswith(".html") or r.key.endswith("/")][1:]
+    assert bucket.all_keys() == set()  # found out by asking the store: no page, no manifest, no probe left
+
+
+def test_a_redirect_from_a_folder_key_on_seaweedfs_names_the_entry_and_writes_nothing(
+    site: Site, bucket: Bucket
+) -> None:
+    site.settings["S3_PUBLISH_REDIRECTS"] = {"old/": "/post-1.html"}
+
+    build = site.build(env=dict(os.environ, COLUMNS="400"))
+
+    assert build.returncode == 2, build.output
+    (line,) = [line for line in build.output.splitlines() if "s3-publish:" in line]
+    assert "S3_PUBLISH_REDIRECTS redirects from 'old/'" in line and "redirect from old/index.html instead" in line
+    assert bucket.all_keys() == set()
