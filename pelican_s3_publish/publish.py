@@ -265,12 +265,12 @@ def _cdn_paths(settings: Settings, plan: Plan, state: RemoteState) -> tuple[list
     pending = state.manifest.pending
     if not (settings.cloudfront_distributions or settings.cloudflare_zones) or not (keys or pending):
         return [], {}
-    told = cdn.targets(settings)
+    targets = cdn.targets(settings)
     wanted = {}
-    for target in told:
+    for target in targets:
         if paths := tuple(sorted({*target.wanted(keys), *pending.get(target.key, ())})):
             wanted[target.key] = paths
-    return told, wanted
+    return targets, wanted
 
 
 def _tell_cdn(targets: list[Cdn], settings: Settings, bucket: Bucket, manifest: Manifest) -> list[Invalidation]:
