@@ -10,15 +10,15 @@ manifest with the endpoint it was found at, so a no-op asks nothing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
 
 # What a store does with a condition: checks it (412 when it fails), refuses it (501), or ignores it (writes anyway).
 Enforcement = Literal["enforced", "refused", "ignored"]
 # How keys are deleted: DeleteObjects as botocore sends it, DeleteObjects with Content-MD5, or one at a time.
 Deletes = Literal["batch", "batch-md5", "single"]
-ENFORCEMENTS = ("enforced", "refused", "ignored")
-DELETES = ("batch", "batch-md5", "single")
+ENFORCEMENTS = get_args(Enforcement)
+DELETES = get_args(Deletes)
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,6 @@ class Capabilities:
         if self.deletes == "single":
             said.append("this store refuses DeleteObjects: keys are deleted one at a time")
         return said
-
-    def learnt(self, **changes: Any) -> Capabilities:
-        return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

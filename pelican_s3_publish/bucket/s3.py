@@ -26,6 +26,7 @@ import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -125,7 +126,7 @@ class S3Bucket:
 
     def _learn(self, **changes: Any) -> None:
         """A store answered against what was known of it: work with what it said from now on."""
-        self._capabilities = self._capabilities.learnt(**changes)
+        self._capabilities = replace(self._capabilities, **changes)
 
     # --- Sending, counting, failing ---
 
@@ -153,7 +154,7 @@ class S3Bucket:
         """boto3's requests are retried by botocore itself (standard mode), and counted by `_count_retries`."""
         return self.call(operation, key, request, retry=False, acl=acl)
 
-    def _signed(self, method: str, key: str, headers: Mapping[str, str], body: bytes = b"", query: str = "") -> Any:
+    def _signed(self, method: str, key: str, headers: Mapping[str, str], body: bytes = b"") -> Any:
         """One request signed by botocore's SigV4 signer, sent on botocore's HTTP session; `Refused` if refused.
 
         S3 may answer 200 and fail in the body (a copy): that is a refusal too.
@@ -161,8 +162,7 @@ class S3Bucket:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        url = self._object_url(key) + (f"?{query}" if query else "")
-        request = AWSRequest(method, url, headers=dict(headers), data=body)
+        request = AWSRequest(method, self._object_url(key), headers=dict(headers), data=body)
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self.address.region).add_auth(request)
         answer = self._http.send(request.prepare())
         content = bytes(answer.content)
