@@ -24,4 +24,4 @@ TRANSLATION_FEED_ATOM = None
 AUTHOR_FEED_ATOM = None
 AUTHOR_FEED_RSS = None
 
-PLUGINS = ["pelican_s3_publish"]
+PLUGINS = ["s3_publish"]

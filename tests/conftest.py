@@ -58,6 +58,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.Seaw
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
+    """A SeaweedFS without identities: it checks no signatures (a profile may drop a
+    header on the way) and takes any session token."""
+    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs-open"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Recognisable fake credentials, and nothing from the developer's own setup."""
@@ -202,7 +211,7 @@ class Site:
 
     def build(self, *extra: str, env: dict[str, str] | None = None, timeout: float = 600) -> Build:
         self.write_settings()
-        report_path = Path(self.settings["S3_PUBLISH_REPORT"])
+        report_path = Path(self.settings.get("S3_PUBLISH_REPORT", self.root / "no-report.json"))
         report_path.unlink(missing_ok=True)
         command = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", *extra]
         done = subprocess.run(
@@ -287,3 +296,39 @@ def moto_server() -> Iterator[MotoServer]:
     yield server
     process.terminate()
     process.wait(timeout=10)
+
+
+# The quick tier (`bash scripts/test.sh --quick`): a minute, and every module of the package run at
+# least once; each entry says what it adds. The whole suite is the full tier.
+QUICK = {
+    "tests/test_units.py": "settings, globs, headers, plan, history, report, etags, redirects: pure logic",
+    "tests/test_memory_bucket.py": "publish and transfer against bucket/memory.py",
+    "tests/test_content_types.py::test_answers_do_not_come_from_the_machine": "content_types",
+    "tests/test_publish.py::test_editing_one_article_sends_exactly_the_changed_files": (
+        "a real build: plugin, local, remote (the child read), bucket/s3, probe, connections, resolution"
+    ),
+    "tests/test_rollback.py::test_history_is_newest_first_in_the_summary_s_words_and_as_json": (
+        "cli, history, compression, redirects, through a real SeaweedFS"
+    ),
+    "tests/test_errors_and_cli.py::test_missing_bucket_fails_the_build_with_one_line": "failures, library_errors",
+    "tests/test_bucket.py::test_what_botocore_retries_is_retried_and_counted[500]": "retries",
+    "tests/test_stores.py::test_check_fails_in_one_line_for_a_bucket_that_is_not_there": "check",
+    "tests/test_cdn.py::test_an_edited_article_invalidates_exactly_the_pages_that_changed": "cdn: paths, cloudfront",
+    "tests/test_cloudflare.py::test_an_edit_purges_exactly_the_changed_pages_with_their_index_aliases": (
+        "cdn/cloudflare"
+    ),
+    "tests/test_stopping.py::test_a_signal_stops_the_command_line_soon_and_records_what_landed[2-130]": "stopping",
+    "tests/test_progress.py::test_the_command_line_shows_a_bar_on_a_terminal": "progress",
+    "tests/test_plugin_loading.py::test_pelican_plugins_lists_it": "the pelican.plugins namespace entry",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in QUICK or item.nodeid.split("::")[0] in QUICK:
+            item.add_marker(pytest.mark.quick)
+    if config.getoption("markexpr") == "quick" and not config.option.file_or_dir:
+        collected = {item.nodeid for item in items} | {item.nodeid.split("::")[0] for item in items}
+        missing = sorted(set(QUICK) - collected)
+        if missing:  # a renamed test would quietly leave its modules out of the tier
+            raise pytest.UsageError(f"the quick tier names tests that do not exist: {', '.join(missing)}")
