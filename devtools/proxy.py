@@ -163,6 +163,11 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             for name in rule.ignores if rule is not None else ():
                 del self.headers[name]
             fault = proxy.fault(self.command, key) if proxy.fault else None
+
+            def recorded(status: int) -> None:
+                """Before the client has the answer: what it does next cannot come before this record."""
+                self._record(key, query, body, status)
+
             if fault == "stall":
                 time.sleep(proxy.stall_s)
             if fault == "corrupt" and body:
@@ -171,12 +176,14 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self._reset()
                 status = 0
             elif fault == "lost-answer":
-                status = self._forward(body, lose_answer=True)
+                self._forward(body, recorded, lose_answer=True)
+                return
             elif isinstance(fault, (int, tuple)):
                 status = self._answer_fault(*(fault if isinstance(fault, tuple) else (fault, "InjectedFault")))
             else:
                 try:
-                    status = self._forward(body, cut=fault == "cut", refuse_first=fault == "refuse-first-delete")
+                    self._forward(body, recorded, cut=fault == "cut", refuse_first=fault == "refuse-first-delete")
+                    return
                 except (http.client.HTTPException, OSError):  # the server is gone: so is the client's connection
                     self._reset()
                     status = 0
@@ -209,8 +216,13 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             return status
 
         def _forward(
-            self, body: bytes, cut: bool = False, refuse_first: bool = False, lose_answer: bool = False
-        ) -> int:
+            self,
+            body: bytes,
+            recorded: Callable[[int], None],
+            cut: bool = False,
+            refuse_first: bool = False,
+            lose_answer: bool = False,
+        ) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             connection = self._upstream()
             try:
@@ -221,9 +233,10 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 self.upstream_conn = None
                 raise
             payload = response.read()
+            recorded(response.status)
             if lose_answer:
                 self._reset()
-                return response.status
+                return
             if refuse_first and response.status == 200 and (first := re.search(rb"<Key>(.*?)</Key>", body)):
                 payload = DELETE_REFUSED % first[1]
             key, _ = _split(self.path)
@@ -245,7 +258,6 @@ def _handler_for(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(payload[: len(payload) // 2] if cut else payload)
             if cut:
                 self._reset()
-            return response.status
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
 

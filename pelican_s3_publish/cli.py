@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", "--settings", help="Pelican settings file (default: publishconf.py, else pelicanconf.py)")
     parser.add_argument("-o", "--output", help="output directory to publish (default: the settings' OUTPUT_PATH)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan: each key, what would happen, why")
-    parser.add_argument("--json", action="store_true", help="print the JSON report on standard output")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report (with --history: the history) on standard output"
+    )
     undo = parser.add_mutually_exclusive_group()
     undo.add_argument(
         "--check",
@@ -70,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="ID",
-        help="put the site back as publish ID left it (default: the one before the last), from the bucket's "
-        "old versions: no bytes are sent",
+        help="put the site back as publish ID left it, from the bucket's old versions (no bytes are sent); "
+        "without ID, a step back: the publish before the last, or, right after a rollback, the one before "
+        "the publish it went back to",
     )
     parser.add_argument(
         "-e",
@@ -171,8 +174,10 @@ def _run(args: argparse.Namespace) -> int:
 
         return check(settings, print)
     if args.history:
-        entries = past_publishes(settings)
-        for entry in reversed(entries):
+        entries = past_publishes(settings)[::-1]
+        if args.json:
+            print(json.dumps([entry.to_json() for entry in entries], indent=2, ensure_ascii=False))
+        for entry in [] if args.json else entries:
             print(entry.describe())
         if not entries:
             log.info("no publishes on record in %s yet", settings.destination)
@@ -206,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the publish took over the signals: nothing was written
         log.error("interrupted before anything was sent: the bucket is as it was")
         return 128 + signal.SIGINT
+    except BrokenPipeError:  # `| head` has what it wanted: end quietly, as a tool killed by SIGPIPE does
+        return _pipe_closed()
+
+
+def _pipe_closed() -> int:
+    """Standard output went away: anything still buffered for it is dropped, not reported."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def console_main() -> None:
@@ -216,6 +229,9 @@ def console_main() -> None:
     by then, and the operating system takes the memory back at once.
     """
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _pipe_closed()
     sys.stderr.flush()
     os._exit(code)

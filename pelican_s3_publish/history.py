@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import SettingsError
 from .manifest import Record
+from .report import counts_text, size_text
 
 MAX_ENTRIES = 20
 MAX_ROWS = 20_000
@@ -42,16 +43,20 @@ class Entry:
     def rows(self) -> int:
         return len(self.created) + len(self.replaced)
 
+    @property
+    def when(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.time))
+
     def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.time))
-        c = self.counts
         what = f"rollback to {self.to}" if self.kind == "rollback" else "publish"
-        restored = f"{c['restored']} restored, " if c.get("restored") else ""
-        return (
-            f"{self.id}  {when}  {what}: {c.get('new', 0)} new, {c.get('changed', 0)} changed, "
-            f"{c.get('headers', 0)} header-only, {restored}{c.get('deleted', 0)} deleted, "
-            f"{c.get('bytes', 0)} bytes sent"
-        )
+        sent = size_text(self.counts.get("bytes", 0))
+        return f"{self.id}  {self.when}  {what}: {counts_text(self.counts)}; {sent} sent"
+
+    def to_json(self) -> dict[str, Any]:
+        """What --history --json gives: no undo data, which is the manifest's business."""
+        counts = {name: count for name, count in self.counts.items() if name != "bytes"}
+        told = {"id": self.id, "time": self.when, "kind": self.kind, "rolled_back_to": self.to}
+        return told | {"counts": counts, "bytes_sent": self.counts.get("bytes", 0)}
 
 
 def new_entry(
@@ -84,29 +89,40 @@ def added(lines: tuple[str, ...], entry: Entry) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def records_at(entries: list[Entry], records: Mapping[str, Record], wanted: str | None) -> dict[str, Record]:
-    """The records just after publish `wanted` (default: the one before the last), undoing every later one."""
-    if len(entries) < 2 and wanted is None:
-        raise SettingsError("there is no earlier publish on record to roll back to: see --history")
-    index = len(entries) - 2 if wanted is None else _index(entries, wanted)
+def records_at(entries: list[Entry], records: Mapping[str, Record], wanted: str) -> dict[str, Record]:
+    """The records just after publish `wanted`, undoing every later one."""
     after = dict(records)
-    for entry in reversed(entries[index + 1 :]):
+    for entry in reversed(entries[_index(entries, wanted) + 1 :]):
         for relpath in entry.created:
             after.pop(relpath, None)
         after |= entry.replaced
     return after
 
 
-def find(entries: list[Entry], wanted: str | None) -> Entry:
-    return entries[-2] if wanted is None else entries[_index(entries, wanted)]
+def default_target(entries: list[Entry]) -> str:
+    """What `--rollback` without an id goes back to: a step back from what the bucket serves.
+
+    The publish before the last; but when the last is itself a rollback to
+    publish P, the one before P, so running it again steps further back
+    instead of undoing the rollback (`--rollback <id>` goes anywhere).
+    """
+    ids = [entry.id for entry in entries]
+    last = len(entries) - 1
+    to = entries[last].to if entries else None
+    if to in ids:
+        last = ids.index(to)
+    if last < 1:
+        serving = f"publish {entries[last].id}, the oldest on record" if entries else "no publish"
+        raise SettingsError(f"there is no earlier publish to roll back to: the bucket serves {serving}; see --history")
+    return entries[last - 1].id
 
 
 def _index(entries: list[Entry], wanted: str) -> int:
     for index, entry in enumerate(entries):
         if entry.id == wanted:
             return index
-    known = ", ".join(entry.id for entry in entries[-5:]) or "none"
-    raise SettingsError(f"no publish {wanted!r} in the history (the latest: {known}): see --history")
+    known = ", ".join(entry.id for entry in reversed(entries[-5:])) or "none"
+    raise SettingsError(f"no publish {wanted!r} in the history (the latest, newest first: {known}): see --history")
 
 
 def encode(entry: Entry) -> str:

@@ -33,6 +33,12 @@ def status(message: str) -> None:
     info("%s", message)
 
 
+def warning(message: str) -> None:
+    """Something a user should fix, that does not stop the publish."""
+    with contextlib.suppress(RuntimeError):  # `pelican --fatal warnings`: shown, then the build's own end fails it
+        logger.warning("%s", PREFIX + message)
+
+
 def error(message: str) -> None:
     # `pelican --fatal errors` raises after showing the line; the caller exits right after.
     with contextlib.suppress(RuntimeError):

@@ -10,11 +10,13 @@ the summary line only.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from . import stopping
 from .report import size_text
 from .transfer import Tally
 
@@ -34,6 +36,7 @@ class ProgressBar:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._lock = threading.Lock()
+        self._telling = contextlib.ExitStack()
 
     def __call__(self, tally: Tally) -> None:
         with self._lock:
@@ -54,6 +57,7 @@ class ProgressBar:
             MofNCompleteColumn(),
             TextColumn("files, {task.fields[sent]}"),
             TimeRemainingColumn(),
+            TextColumn("left"),
             console=self._console,
             transient=True,
         )
@@ -61,7 +65,12 @@ class ProgressBar:
         self._bar.start()
 
     def __enter__(self) -> ProgressBar:
+        self._telling.enter_context(stopping.told_through(self._print))
         return self
+
+    def _print(self, line: str) -> None:
+        """Above the bar and any display the console draws (Pelican's spinner), not under them."""
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -69,3 +78,4 @@ class ProgressBar:
         with self._lock:
             if self._bar is not None:
                 self._bar.stop()
+        self._telling.close()

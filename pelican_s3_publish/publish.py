@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -90,6 +91,8 @@ def _local_and_remote(
     if settings.redirects or state.manifest.moved or sources is not None:
         local = {item.relpath for item in found}
         redirects.check_sources(settings.redirects, local, str(output_dir))
+        for line in redirects.unknown_targets(settings.redirects, local, settings.prefix):
+            log.warning(line)
         moved = _moved(settings, state.manifest, sources, local)
     targets = moved | dict(settings.redirects)
     found += fingerprinted(redirects.write_pages(tuple(targets.items()), scratch))
@@ -125,7 +128,12 @@ def prepare(
     bucket, state, local = _local_and_remote(settings, output_dir, remote, scratch, sources)
     files = local.files
     adopted = adoptable(files, state, settings.workers)
-    log.debug("%d objects not on record hold the local bytes", len(adopted))
+    if adopted:
+        log.debug(
+            "files already in the bucket with the same bytes, put there by something else: %d; "
+            "taken on record after a check of their headers, not sent again",
+            len(adopted),
+        )
     verified = head_headers(bucket, settings.prefix, adopted, settings.workers) if adopted else {}
     plan = make_plan(
         files,
@@ -217,7 +225,7 @@ def _record(
             raise
         log.debug("the manifest could not be written after the failure: %s", error)
     if isinstance(outcome.error, Interrupted):
-        raise _stopped_midway(plan, outcome, outcome.error.signum)
+        raise _stopped_midway(plan, state, outcome, outcome.error.signum)
     if outcome.error is not None:
         raise outcome.error
     return written
@@ -231,28 +239,26 @@ def _history_after(plan: Plan, state: RemoteState, outcome: Outcome) -> tuple[st
 
 
 def _entry(plan: Plan, state: RemoteState, outcome: Outcome) -> history.Entry:
-    reasons = [u.reason for u in plan.uploads if u.file.relpath in outcome.records]
-    counts = {
-        "new": reasons.count("new"),
-        "changed": reasons.count("changed") + reasons.count("missing"),
-        "headers": sum(h.file.relpath in outcome.records for h in plan.header_updates),
-        "restored": sum(r.relpath in outcome.records for r in plan.restores),
-        "deleted": len(outcome.deleted),
-        "bytes": outcome.bytes_sent,
-    }
+    counts: Counter[str] = Counter(u.reason for u in plan.uploads if u.file.relpath in outcome.records)
+    counts["headers"] = sum(h.file.relpath in outcome.records for h in plan.header_updates)
+    counts["restored"] = sum(r.relpath in outcome.records for r in plan.restores)
+    counts["deleted"] = len(outcome.deleted)
+    counts["bytes"] = outcome.bytes_sent
     kind = "publish" if plan.rollback_to is None else "rollback"
-    return history.new_entry(state.manifest.records, outcome.records, outcome.deleted, counts, kind, plan.rollback_to)
-
-
-def _stopped_midway(plan: Plan, outcome: Outcome, signum: int) -> Interrupted:
-    """What state the bucket is in: the old site, with what landed (and is on record) updated."""
-    total = len(plan.uploads) + len(plan.header_updates) + len(plan.restores)
-    return Interrupted(
-        f"interrupted: {len(outcome.records)} of {total} files sent and recorded in the manifest, "
-        f"{len(outcome.deleted)} of {len(plan.deletes)} deleted; the bucket serves the old site with those "
-        "updated (assets go first, so no page links to a missing file); publish again to finish",
-        signum,
+    return history.new_entry(
+        state.manifest.records, outcome.records, outcome.deleted, dict(counts), kind, plan.rollback_to
     )
+
+
+def _stopped_midway(plan: Plan, state: RemoteState, outcome: Outcome, signum: int) -> Interrupted:
+    """What state the bucket is in: the old site with what landed (and is on record) updated, or part of a first."""
+    total = len(plan.uploads) + len(plan.header_updates) + len(plan.restores)
+    done = f"{len(outcome.records)} of {total} files sent and recorded in the manifest"
+    if plan.deletes:
+        done += f", {len(outcome.deleted)} of {len(plan.deletes)} deleted"
+    serves = "serves the old site with those updated" if state.manifest.records else "holds part of a first publish"
+    safe = "assets go first, so no page links to a missing file"
+    return Interrupted(f"interrupted: {done}; the bucket {serves} ({safe}); publish again to finish", signum)
 
 
 def _cdn_paths(settings: Settings, plan: Plan, state: RemoteState) -> tuple[list[Cdn], Pending]:
@@ -329,7 +335,7 @@ def past_publishes(settings: Settings) -> list[history.Entry]:
 
 
 def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], None] | None = None) -> Report:
-    """Put the site back as publish `to` left it (default: the one before the last), from old versions."""
+    """Put the site back as publish `to` left it (default: `history.default_target`), from old versions."""
     started = time.monotonic()
     with on_signals() as stop:
         bucket, state = start_read(settings).result()
@@ -339,8 +345,8 @@ def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], 
                 "publish again, then roll back"
             )
         entries = [history.decode(line) for line in state.manifest.history]
-        target = history.records_at(entries, state.manifest.records, to)
-        chosen = history.find(entries, to).id
+        chosen = to or history.default_target(entries)
+        target = history.records_at(entries, state.manifest.records, chosen)
         versions = bucket.versions(settings.prefix)
         if versions is None:
             raise RefusedError(
@@ -393,6 +399,7 @@ def _carry_out(
         invalidations=invalidations,
         fallbacks=[] if settings.dry_run or up_to_date else bucket.capabilities.fallbacks(),
         plan=[*plan.describe(), *(i.describe() for i in invalidations)] if settings.dry_run else [],
+        rolled_back_to=plan.rollback_to,
     )
     if settings.report:
         report.write(settings.report)

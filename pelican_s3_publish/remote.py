@@ -8,7 +8,6 @@ build (botocore's resolution is Python, and would take turns with the build).
 
 from __future__ import annotations
 
-import base64
 import os
 import pickle
 import subprocess
@@ -143,20 +142,31 @@ class ChildRead:
         self._make_bucket = make_bucket
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-        encoded = base64.b64encode(pickle.dumps(settings)).decode()
         self._child = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()", encoded],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=path),
             start_new_session=True,  # Ctrl-C at the terminal is for the build, which decides what to do
         )
+        # On its standard input, not its command line, which holds 128 KiB an argument (1,500 redirects);
+        # from a thread, so the build goes on while the child is still importing.
+        self._talk = Future[tuple[bytes, bytes]]()
+        sent = pickle.dumps(settings)
+        threading.Thread(target=self._communicate, args=(sent,), name="s3-publish-read", daemon=True).start()
+
+    def _communicate(self, sent: bytes) -> None:
+        try:
+            self._talk.set_result(self._child.communicate(sent))
+        except Exception as error:  # told by `result`, in the build's thread
+            self._talk.set_exception(error)
 
     def result(self) -> tuple[Bucket, RemoteState]:
-        answer, problem = self._child.communicate()
+        answer, problem = self._talk.result()
         if self._child.returncode != 0:
-            raise RuntimeError(f"reading the bucket failed in the child process:\n{problem.decode()}")
+            said = problem.decode(errors="replace").strip().splitlines() or [f"exit code {self._child.returncode}"]
+            raise PublishError(f"reading the bucket failed in the helper process that reads it: {said[-1]}")
         kind, value, retries = pickle.loads(answer)
         if kind == "error":
             exit_code, message = value
@@ -166,7 +176,7 @@ class ChildRead:
     def cancel(self) -> None:
         """For a read whose settings changed before the publish: stop it and reap it."""
         self._child.kill()
-        self._child.communicate()
+        self._talk.result()
 
 
 @dataclass(frozen=True)
@@ -176,10 +186,10 @@ class _ChildAnswer:
 
 
 def answer_parent() -> None:
-    """The child's side of ChildRead: settings in as an argument, the state (or the error) out on stdout."""
+    """The child's side of ChildRead: settings in on stdin, the state (or the error) out on stdout."""
     from .bucket import S3Bucket
 
-    settings = pickle.loads(base64.b64decode(sys.argv[1]))
+    settings = pickle.loads(sys.stdin.buffer.read())
     answer: tuple[str, object, int]
     try:
         bucket = S3Bucket(settings)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from . import cdn, redirects
 from .compression import GzipSetting
@@ -361,6 +362,12 @@ def _feed_globs(pelican_settings: Mapping[str, Any], names: tuple[str, ...]) -> 
 
 
 def _check_together(settings: Settings) -> Settings:
+    endpoint = urlsplit(settings.endpoint_url or "")
+    if settings.bucket in endpoint.path.split("/"):
+        raise SettingsError(
+            f"{PREFIX}ENDPOINT_URL {settings.endpoint_url} has the bucket in its path: give the server's "
+            f"address only ({endpoint.scheme}://{endpoint.netloc}); the bucket goes in {PREFIX}BUCKET"
+        )
     if settings.sse_kms_key_id and settings.sse != "aws:kms":
         raise SettingsError(
             f"{PREFIX}SSE_KMS_KEY_ID is set but {PREFIX}SSE is {settings.sse!r}: "

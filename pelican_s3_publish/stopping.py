@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from .errors import PublishError
@@ -24,6 +24,28 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long requests already on the wire may take to finish once asked to stop;
 # those still running then are abandoned, and the next publish adopts them by ETag.
 GRACE_S = 2.0
+
+
+STOPPING = "s3-publish: stopping: no new requests; recording what landed (again to quit at once)"
+
+
+def _write(line: str) -> None:
+    os.write(2, line.encode() + b"\n")
+
+
+# Where the first signal's line goes: standard error, or a live display's console while one is drawn,
+# which would otherwise draw over it.
+_tell: list[Callable[[str], None]] = [_write]
+
+
+@contextlib.contextmanager
+def told_through(print_line: Callable[[str], None]) -> Iterator[None]:
+    """While a live display owns the terminal, the signal handler's line goes through its console."""
+    _tell.append(print_line)
+    try:
+        yield
+    finally:
+        _tell.remove(print_line)
 
 
 class Interrupted(PublishError):
@@ -68,11 +90,15 @@ def on_signals() -> Iterator[Stop]:
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        if stop:
-            os.write(2, b"s3-publish: stopped at once; publish again to finish\n")
+        if stop:  # on a line of its own, whatever a display was drawing: nothing draws after this
+            os.write(2, b"\ns3-publish: stopped at once; publish again to finish\n")
             os._exit(128 + signum)
-        os.write(2, b"s3-publish: stopping: no new requests; recording what landed (again to quit at once)\n")
         stop.ask(signum)
+        tell = _tell[-1]
+        if tell is _write:
+            tell(STOPPING)
+        else:  # a console's lock may be held by the code this handler interrupted: print once it is free
+            threading.Thread(target=tell, args=(STOPPING,), daemon=True).start()
 
     previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
     try:

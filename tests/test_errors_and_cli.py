@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, Bucket, Site, md5_tree
+from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, ROOT, Bucket, Site, md5_tree
 
 
 def _one_error_line(output: str) -> str:
@@ -39,6 +43,112 @@ def test_unreachable_endpoint_fails_quickly(site: Site) -> None:
     assert result.returncode == 1
     assert time.monotonic() - started < 60
     assert "cannot reach http://127.0.0.1:9" in _one_error_line(result.stderr)
+
+
+def test_the_bucket_in_the_endpoint_s_path_is_named_before_any_request(site: Site, bucket: Bucket) -> None:
+    site.build_only()
+    site.settings["S3_PUBLISH_ENDPOINT_URL"] = f"{bucket.endpoint_url}/{bucket.name}"
+
+    result = site.publish_cli()
+
+    assert result.returncode == 2
+    assert _one_error_line(result.stderr) == (
+        f"s3-publish: S3_PUBLISH_ENDPOINT_URL {bucket.endpoint_url}/{bucket.name} has the bucket in its path: "
+        f"give the server's address only ({bucket.endpoint_url}); the bucket goes in S3_PUBLISH_BUCKET"
+    )
+    assert bucket.proxy.requests == []
+
+
+def test_a_path_in_the_endpoint_is_named_when_the_bucket_is_not_found(site: Site, bucket: Bucket) -> None:
+    site.build_only()
+    site.settings["S3_PUBLISH_ENDPOINT_URL"] = f"{bucket.endpoint_url}/s3"
+
+    result = site.publish_cli()
+
+    assert result.returncode == 1
+    line = _one_error_line(result.stderr)
+    assert (
+        f"bucket {bucket.name} was not found under {bucket.endpoint_url}/s3: the endpoint URL has a path (/s3)" in line
+    )
+    assert bucket.all_keys() == set()
+
+
+def test_https_to_a_plain_http_server_says_tls_not_timed_out(site: Site, bucket: Bucket) -> None:
+    site.build_only()
+    site.settings["S3_PUBLISH_ENDPOINT_URL"] = bucket.endpoint_url.replace("http://", "https://")
+    started = time.monotonic()
+
+    for args in ((), ("--check",)):
+        result = site.publish_cli(*args)
+
+        assert result.returncode == 1
+        assert (
+            f"{site.settings['S3_PUBLISH_ENDPOINT_URL']} does not answer in TLS, as an https:// address needs: "
+            "if the server speaks plain HTTP, use http:// in S3_PUBLISH_ENDPOINT_URL"
+        ) in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+    assert bucket.all_keys() == set()
+
+
+def test_a_closed_pipe_ends_the_command_quietly(site: Site, bucket: Bucket) -> None:
+    """`pelican-s3-publish --dry-run | head -3`, with `head` gone before the first line."""
+    site.build_only()
+    site.write_settings()
+    for args in (["--dry-run"], ["--history"]):
+        if args == ["--history"]:
+            assert site.publish_cli().returncode == 0
+        reader, writer = os.pipe()
+        os.close(reader)
+        done = subprocess.run(
+            [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py", *args],
+            cwd=site.root,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+        os.close(writer)
+        assert done.returncode == 141, done.stderr  # 128 + SIGPIPE, as a tool the pipe killed
+        assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_verbose_says_in_a_user_s_words_what_it_took_on_record_without_sending(site: Site, bucket: Bucket) -> None:
+    site.build_only()
+    bucket.put("static/css/extra.css", (site.output / "static/css/extra.css").read_bytes(), ContentType="text/css")
+
+    result = site.publish_cli("-v")
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "s3-publish: files already in the bucket with the same bytes, put there by something else: 1; "
+        "taken on record after a check of their headers, not sent again"
+    ) in result.stderr.splitlines()
+    assert "static/css/extra.css" not in {r.key for r in bucket.proxy.put_bodies()}
+    again = site.publish_cli("-v")
+    assert "put there by something else" not in again.stderr
+
+
+def test_the_sample_publishconf_without_its_bucket_variable_says_what_to_set(tmp_path: Path) -> None:
+    site = tmp_path / "sample_site"
+    shutil.copytree(ROOT / "sample_site", site, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("S3_PUBLISH_")}
+
+    built = subprocess.run(
+        [sys.executable, "-m", "pelican", "content", "-s", "publishconf.py"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert built.returncode == 1
+    assert built.stderr.strip() == (
+        "publishconf.py publishes to the bucket named in S3_PUBLISH_BUCKET, which is not set: "
+        "S3_PUBLISH_BUCKET=my-bucket pelican content -s publishconf.py"
+    )
+    assert not (site / "output").exists()
 
 
 def test_no_credentials_is_explained(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:

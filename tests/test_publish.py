@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 
 from devtools.proxy import PROBE_KEYS
 from tests.conftest import Bucket, Site, md5_tree, stored_manifest, uploaded_keys
@@ -196,7 +197,7 @@ def test_assets_go_up_before_the_pages_that_link_to_them(site: Site, bucket: Buc
 
 
 def test_dry_run_through_pelican_writes_nothing(site: Site, bucket: Bucket) -> None:
-    build = site.build("-e", "S3_PUBLISH_DRY_RUN=true")
+    build = site.build("-e", "S3_PUBLISH_DRY_RUN=true", env=dict(os.environ, COLUMNS="300"))  # lines unwrapped
 
     assert build.returncode == 0, build.output
     assert bucket.all_keys() == set()

@@ -3,6 +3,7 @@ bucket's own old versions, or refused with one line when those versions are not 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -62,18 +63,74 @@ def test_rollback_puts_the_site_back_from_old_versions_without_sending_bytes(sit
     assert again.stdout.splitlines()[0].split()[4:7] == ["rollback", "to", oldest.split()[0] + ":"]
 
 
-def test_a_rollback_can_be_rolled_back(site: Site, bucket: Bucket) -> None:
+def _third_version(site: Site) -> None:
+    site.article("post-3", "Post number 3, edited.")
+    site.settings["S3_PUBLISH_REDIRECTS"] = {"old/post-3.html": "/post-3.html"}
+
+
+def _ids(site: Site) -> list[str]:
+    """The publishes on record, newest first, as --history --json gives them."""
+    listed = site.publish_cli("--history", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [entry["id"] for entry in json.loads(listed.stdout)]
+
+
+def test_rollback_again_steps_further_back_and_an_id_undoes_a_rollback(site: Site, bucket: Bucket) -> None:
     _versioned(bucket)
-    assert site.build().returncode == 0
-    _second_version(site)
-    assert site.build().returncode == 0
-    second = _served(bucket)
-    assert site.publish_cli("--rollback").returncode == 0
+    served = []
+    for change in (lambda: None, lambda: _second_version(site), lambda: _third_version(site)):
+        change()
+        assert site.build().returncode == 0
+        served.append(_served(bucket))
+    third, second, first = _ids(site)
 
-    back = site.publish_cli("--rollback")
+    planned = site.publish_cli("--rollback", "--dry-run")
+    assert (
+        f"dry run for a rollback of s3://{bucket.name}/ at {bucket.endpoint_url} to publish {second}" in planned.stderr
+    )
+    once = site.publish_cli("--rollback")
+    assert once.returncode == 0 and _served(bucket) == served[1]
+    assert f"rolled back s3://{bucket.name}/ at {bucket.endpoint_url} to publish {second}: " in once.stderr
 
-    assert back.returncode == 0, back.stderr
-    assert _served(bucket) == second
+    twice = site.publish_cli("--rollback")  # a step further back, not the undoing of the first
+
+    assert twice.returncode == 0, twice.stderr
+    assert f"to publish {first}: " in twice.stderr
+    assert _served(bucket) == served[0]
+    bucket.proxy.clear()
+    thrice = site.publish_cli("--rollback")
+    assert thrice.returncode == 2
+    assert thrice.stderr.strip() == (
+        f"s3-publish: there is no earlier publish to roll back to: the bucket serves publish {first}, "
+        "the oldest on record; see --history"
+    )
+    assert bucket.proxy.writes() == []
+
+    undone = site.publish_cli("--rollback", third)  # the way back to the newest: its id
+
+    assert undone.returncode == 0, undone.stderr
+    assert _served(bucket) == served[2]
+
+
+def test_history_is_newest_first_in_the_summary_s_words_and_as_json(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_REDIRECTS"] = {"old/post-3.html": "/post-3.html"}
+    assert site.build().returncode == 0
+    site.settings["S3_PUBLISH_GZIP"] = True
+    assert site.build().returncode == 0
+
+    lines = site.publish_cli("--history").stdout.splitlines()
+    listed = json.loads(site.publish_cli("--history", "--json").stdout)
+
+    assert [line.split()[0] for line in lines] == [entry["id"] for entry in listed]
+    assert listed[0]["time"] >= listed[1]["time"]
+    newest, oldest = lines
+    assert re.search(r"publish: 0 new, 0 changed, [1-9]\d* re-sent for the gzip setting, 0 header-only, 0 deleted; "
+                     r"\d+\.\d KiB sent$", newest), newest  # fmt: skip
+    assert re.search(
+        r"publish: [1-9]\d* new, 0 changed, 0 header-only, 1 redirect, 0 deleted; \d+\.\d KiB sent$", oldest
+    )
+    assert listed[1]["counts"]["redirect"] == 1 and listed[1]["kind"] == "publish" and listed[1]["bytes_sent"] > 0
+    assert listed[0]["counts"]["gzip"] > 0
 
 
 def test_without_versioning_a_rollback_is_refused_and_changes_nothing(site: Site, bucket: Bucket) -> None:
@@ -118,4 +175,4 @@ def test_an_unknown_id_is_one_line_naming_the_latest(site: Site, bucket: Bucket)
     refused = site.publish_cli("--rollback", "nosuchid")
 
     assert refused.returncode == 2
-    assert "no publish 'nosuchid' in the history (the latest: " in refused.stderr
+    assert "no publish 'nosuchid' in the history (the latest, newest first: " in refused.stderr

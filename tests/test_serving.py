@@ -40,6 +40,41 @@ def test_a_redirect_object_redirects_by_header_and_by_page_and_a_rebuild_sends_n
     assert "feed.xml" not in bucket.site_keys()
 
 
+def test_a_redirect_to_a_path_the_site_does_not_have_is_warned_of_in_one_line(site: Site, bucket: Bucket) -> None:
+    site.settings["S3_PUBLISH_REDIRECTS"] = {
+        "old/gone.html": "/nope.html",
+        "old/first.html": "/post-1.html",
+        "old/home.html": "/",
+        "old/news.html": "/category/news.html#top",
+        "old/chain.html": "/old/first.html",
+        "old/away.html": "https://example.org/nope.html",
+    }
+    site.build_only()
+
+    published = site.publish_cli()
+
+    assert published.returncode == 0, published.stderr
+    warned = [line for line in published.stderr.splitlines() if "404" in line]
+    assert warned == [
+        "s3-publish: S3_PUBLISH_REDIRECTS: old/gone.html -> /nope.html, but the site has no nope.html: "
+        "visitors would get a 404 there; fix the target"
+    ]
+    assert "old/gone.html" in bucket.site_keys()  # a warning: the publish goes on
+
+
+def test_a_build_with_three_thousand_redirects_hands_them_to_the_bucket_read(site: Site, bucket: Bucket) -> None:
+    """The settings reach the process that reads the bucket on its standard input: on its command line,
+    an argument holds 128 KiB, and 1,500 redirects used to end the build with a traceback."""
+    site.settings["S3_PUBLISH_REDIRECTS"] = {f"old/{n:05}-a-long-enough-slug.html": "/post-1.html" for n in range(3000)}
+
+    built = site.build("-e", "S3_PUBLISH_DRY_RUN=true")
+
+    assert built.returncode == 0, built.output[-2000:]
+    assert "Traceback" not in built.output and "Argument list too long" not in built.output
+    assert built.report is not None
+    assert sum(item["reason"] == "redirect" for item in built.report["uploaded"]) == 3000
+
+
 def test_a_redirect_over_a_page_of_the_site_is_refused_before_anything_is_written(site: Site, bucket: Bucket) -> None:
     site.settings["S3_PUBLISH_REDIRECTS"] = {"post-1.html": "/post-2.html"}
 

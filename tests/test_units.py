@@ -323,8 +323,32 @@ def test_the_records_after_an_earlier_publish_undo_every_later_one() -> None:
     )
     now = {"kept.html": old, "edited.html": new, "added.html": new}
 
-    assert history.records_at([first, second], now, None) == {"kept.html": old, "edited.html": old, "gone.html": old}
+    assert history.records_at([first, second], now, first.id) == {
+        "kept.html": old,
+        "edited.html": old,
+        "gone.html": old,
+    }
     assert history.records_at([first, second], now, second.id) == now
+
+
+def test_rollback_without_an_id_steps_back_and_a_second_one_steps_further() -> None:
+    from dataclasses import replace
+
+    from pelican_s3_publish import history
+
+    p1, p2, p3 = (history.new_entry({}, [f"{n}.html"], [], {}) for n in range(3))
+    assert history.default_target([p1, p2, p3]) == p2.id
+    r1 = replace(history.new_entry({}, [], [], {}, "rollback", p2.id), id="r1")
+    assert history.default_target([p1, p2, p3, r1]) == p1.id  # not p3: that would undo the rollback
+    r2 = replace(history.new_entry({}, [], [], {}, "rollback", p1.id), id="r2")
+    with pytest.raises(SettingsError, match=f"no earlier publish to roll back to: the bucket serves publish {p1.id}"):
+        history.default_target([p1, p2, p3, r1, r2])
+    p4 = history.new_entry({}, ["4.html"], [], {})
+    assert history.default_target([p1, p2, p3, r1, p4]) == r1.id  # a new publish after a rollback: back to that
+    with pytest.raises(
+        SettingsError, match="the latest, newest first: " + ", ".join(e.id for e in (p4, r1, p3, p2, p1))
+    ):
+        history.records_at([p1, p2, p3, r1, p4], {}, "nope")
 
 
 @pytest.mark.parametrize(
@@ -353,3 +377,23 @@ def test_a_page_moved_to_another_key_is_not_counted_as_a_loss() -> None:
     plan = make_plan(files, state, lambda f: HTML, delete=True, max_deletes=DEFAULT_MAX_DELETES)
 
     assert len(plan.deletes) == 20 and len(plan.uploads) == 20
+
+
+def test_the_summary_counts_each_reason_in_its_own_words() -> None:
+    from pelican_s3_publish.report import Report, Sent
+
+    def sent(reason: str, count: int) -> list[Sent]:
+        return [Sent(f"{reason}{n}.html", reason, 10, "text/html") for n in range(count)]
+
+    uploaded = sent("new", 2) + sent("gzip", 42) + sent("redirect", 1) + sent("missing", 3)
+    report = Report("blog", "", False, uploaded, [], 7, 1.5, bytes_sent=2048)
+
+    assert report.summary() == (
+        "published to s3://blog/: 2 new, 0 changed, 3 re-sent (missing from the bucket), "
+        "42 re-sent for the gzip setting, 0 header-only, 1 redirect, 7 unchanged, 0 deleted; 2.0 KiB sent in 1.50 s"
+    )
+    two = Report("blog", "", True, sent("redirect", 2), ["a.html"], 0, 0.1, rolled_back_to="ab12cd34")
+    assert two.summary() == (
+        "dry run for a rollback of s3://blog/ to publish ab12cd34: would send 0 new, 0 changed, 0 header-only, "
+        "2 redirects, 1 deleted; nothing was written"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .interface import BucketError
 
@@ -22,7 +23,8 @@ CORRUPTED = {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"}
 NOT_IMPLEMENTED = {"NotImplemented", "MethodNotAllowed"}
 # An ACL the bucket will not take: AWS with Object Ownership "bucket owner enforced", R2 (501).
 ACL_REFUSED = {"AccessControlListNotSupported", *NOT_IMPLEMENTED}
-README_POLICY = "the README's 'Make the bucket public' section"
+NOT_TLS = "the answer was not TLS"
+README_POLICY = "the README's 'The S3 website endpoint' steps"
 
 _XML_FIELD = re.compile(r"<(Code|Message)>(.*?)</\1>", re.S)
 
@@ -68,6 +70,11 @@ def explain(failure: Failure, bucket: str, endpoint: str) -> BucketError:
     code, operation = failure.code, failure.operation
     message = failure.message.rstrip(".")
     if failure.status is None:
+        if failure.network == NOT_TLS:
+            return BucketError(
+                f"{endpoint} does not answer in TLS, as an https:// address needs: if the server speaks plain "
+                "HTTP, use http:// in S3_PUBLISH_ENDPOINT_URL"
+            )
         if failure.is_certificate:
             return BucketError(
                 f"the TLS certificate of {endpoint} is not trusted ({first_line(failure.network)}): "
@@ -80,6 +87,12 @@ def explain(failure: Failure, bucket: str, endpoint: str) -> BucketError:
     if failure.acl and (code in ACL_REFUSED or failure.status == 501):
         return acl_refused(bucket, failure.acl)
     if code in NO_BUCKET or (failure.status == 404 and not failure.key):
+        path = urlsplit(endpoint).path.rstrip("/")
+        if path:  # requests went to <path>/<bucket>: most likely the path is the mistake
+            return BucketError(
+                f"bucket {bucket} was not found under {endpoint}: the endpoint URL has a path ({path}); "
+                "give S3_PUBLISH_ENDPOINT_URL the server's address only, or create the bucket"
+            )
         return BucketError(f"bucket {bucket} does not exist: create it or fix S3_PUBLISH_BUCKET")
     if code in BAD_CREDENTIALS:
         return BucketError(f"the AWS credentials were rejected for {where} ({code}): check the access key and secret")

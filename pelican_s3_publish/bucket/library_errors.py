@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .failures import Failure, answered, first_line
+from .failures import NOT_TLS, Failure, answered, first_line
 from .resolution import no_credentials
 
 _STATUS = re.compile(r"status code: (\d{3})")
@@ -42,7 +42,7 @@ def failure_of(error: Exception, operation: str, key: str | None, acl: str | Non
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         raise no_credentials() from None
     if isinstance(error, botocore.exceptions.BotoCoreError):
-        return Failure(operation, key, network=str(error), acl=acl)
+        return Failure(operation, key, network=_network_cause(str(error)), acl=acl)
     if isinstance(error, Refused):
         return answered(operation, key, error.status, error.body.decode("utf-8", "replace"))
     return _obstore_failure(error, operation, key)
@@ -57,11 +57,13 @@ def _obstore_failure(error: Exception, operation: str, key: str | None) -> Failu
 
 
 def _network_cause(text: str) -> str:
-    """Why no answer came, from the cause chain obstore's message ends with (Rust's debug form)."""
+    """Why no answer came, from the cause chain obstore's message ends with (Rust's debug form), or botocore's."""
+    if re.search(r"InvalidContentType|WRONG_VERSION_NUMBER", text):  # rustls, OpenSSL: the answer was not TLS
+        return NOT_TLS
     if certificate := re.search(r"InvalidCertificate\(\s*(\w+)", text):
         return f"invalid certificate: {certificate[1]}"
     if reason := re.search(r'message: "([^"]+)"', text):
         return reason[1]
-    if re.search(r"timed? ?out|Timeout", text, re.I):
+    if re.search(r"\bTime(d ?[Oo]ut|out)\b|timed out", text):  # not obstore's `retry_timeout: 1s`
         return "timed out"
     return first_line(text.split(" - ", 1)[-1])

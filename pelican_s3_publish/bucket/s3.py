@@ -142,7 +142,7 @@ class S3Bucket:
             raise self.explain(failed.failure) from None
 
     def explain(self, failure: Failure) -> BucketError:
-        return explain(failure, self.name, self._endpoint)
+        return explain(failure, self.name, self.address.endpoint)
 
     def attempt(
         self, operation: str, key: str | None, request: Callable[[], Any], retry: bool = True, acl: str | None = None
