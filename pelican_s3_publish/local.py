@@ -71,6 +71,16 @@ def _check_name(relpath: str, where: Path) -> None:
 INDEX = "index.html"
 
 
+def object_key(prefix: str, relpath: str) -> str:
+    """The key a file of the output is published under: the prefix, then its path there."""
+    return prefix + relpath
+
+
+def relpath_of(prefix: str, key: str) -> str:
+    """The path in the output a key under the prefix stands for: `object_key` undone."""
+    return key[len(prefix) :]
+
+
 def key_of(relpath: str) -> str:
     """A folder's index page under the folder's own key (the site's root page stays where it is)."""
     return relpath[: -len(INDEX)] if relpath.endswith("/" + INDEX) else relpath

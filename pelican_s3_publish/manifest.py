@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .headers import Headers
+from .local import object_key, relpath_of
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
 # The object a probe writes beside the manifest to find out what a store does, and removes at once.
@@ -92,11 +93,11 @@ def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, R
     """
     listing: dict[str, Stored] = {}
     for relpath, record in records.items():
-        entry = listed.pop(prefix + relpath, None)
+        entry = listed.pop(object_key(prefix, relpath), None)
         if entry is not None:
             listing[relpath] = record if (entry.size, entry.etag) == (record.size, record.etag) else entry
     for key, entry in listed.items():
-        listing[sys.intern(key[len(prefix) :])] = entry
+        listing[sys.intern(relpath_of(prefix, key))] = entry
     for name in RESERVED_NAMES:
         listing.pop(name, None)
     return listing

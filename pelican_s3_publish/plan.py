@@ -18,7 +18,7 @@ from .bucket import Version
 from .compression import GzipSetting
 from .errors import RefusedError
 from .headers import Headers
-from .local import Found, LocalFile
+from .local import Found, LocalFile, object_key
 from .manifest import Manifest, Record, RemoteState
 from .redirects import REDIRECT_HEADER
 from .settings import Delete, DeleteLimit
@@ -306,14 +306,16 @@ def make_rollback(
             kept[relpath] = current
         elif current is not None and current.etag == wanted.etag:
             restores.append(Restore(relpath, wanted, None))
-        elif found := next((v.id for v in versions.get(prefix + relpath, []) if v.etag == wanted.etag), None):
+        elif found := next(
+            (v.id for v in versions.get(object_key(prefix, relpath), []) if v.etag == wanted.etag), None
+        ):
             restores.append(Restore(relpath, wanted, found))
         else:
             missing.append(relpath)
     if missing:
         raise RefusedError(
             f"cannot roll back to {to}: {len(missing)} objects no longer have the version it needs "
-            f"(such as {prefix + missing[0]}); they expired or were written before versioning was on"
+            f"(such as {object_key(prefix, missing[0])}); they expired or were written before versioning was on"
         )
     deletes = tuple(sorted(r for r in state.manifest.records if r not in target and r in state.listing))
     return Plan((), (), deletes, kept, tuple(sorted(restores, key=lambda r: (r.is_page, r.relpath))), to)

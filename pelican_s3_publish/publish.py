@@ -18,7 +18,7 @@ from .bucket import Bucket, Capabilities
 from .cdn import Cdn, Invalidation
 from .errors import PublishError, RefusedError, SettingsError
 from .headers import Headers, desired
-from .local import LocalFile, fingerprinted, identify, key_of, name_of, scan
+from .local import LocalFile, fingerprinted, identify, key_of, name_of, object_key, scan
 from .manifest import RESERVED_NAMES, Manifest, RemoteState
 from .plan import (
     Plan,
@@ -267,7 +267,7 @@ def _cdn_paths(settings: Settings, plan: Plan, state: RemoteState) -> tuple[list
     Read before anything is written, so a wrong distribution or zone id stops
     the publish with nothing changed. Nothing changed and nothing pending: no call.
     """
-    keys = [settings.prefix + relpath for relpath in plan.changed]
+    keys = [object_key(settings.prefix, relpath) for relpath in plan.changed]
     pending = state.manifest.pending
     if not (settings.cloudfront_distributions or settings.cloudflare_zones) or not (keys or pending):
         return [], {}
@@ -390,7 +390,7 @@ def _carry_out(
         prefix=settings.prefix,
         dry_run=settings.dry_run,
         uploaded=sent_items(plan, settings.prefix, written),
-        deleted=[settings.prefix + r for r in (plan.deletes if settings.dry_run else outcome.deleted)],
+        deleted=[object_key(settings.prefix, r) for r in (plan.deletes if settings.dry_run else outcome.deleted)],
         unchanged=plan.unchanged,
         elapsed_s=round(time.monotonic() - started, 3),
         bytes_sent=outcome.bytes_sent,

@@ -22,6 +22,7 @@ from typing import Protocol
 from .bucket import PLAIN, Bucket, Capabilities, Head, Version, Write, WriteConflict
 from .errors import PublishError, SettingsError
 from .headers import Headers
+from .local import object_key
 from .manifest import MANIFEST_NAME, Listed, Manifest, RemoteState, checked_listing, decode_manifest, encode_manifest
 from .settings import Settings
 
@@ -94,7 +95,7 @@ def head_headers(bucket: Bucket, prefix: str, relpaths: Iterable[str], workers: 
     """The headers objects really carry, for the few the manifest cannot vouch for."""
 
     def headers_of(relpath: str) -> tuple[str, Headers]:
-        head = bucket.head(prefix + relpath)
+        head = bucket.head(object_key(prefix, relpath))
         return relpath, head.headers if head else ()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .cdn import Invalidation
+from .headers import Headers
+from .local import object_key, relpath_of
 from .plan import Plan
 
 
@@ -118,14 +120,14 @@ def size_text(count: int) -> str:
 
 def sent_items(plan: Plan, prefix: str, written: set[str] | None = None) -> list[Sent]:
     """What the plan sends, or of it what was really written."""
-    uploads = [
-        Sent(prefix + u.file.relpath, u.reason, u.file.size, dict(u.headers)["content-type"]) for u in plan.uploads
-    ]
-    updates = [
-        Sent(prefix + h.file.relpath, "headers", 0, dict(h.headers)["content-type"]) for h in plan.header_updates
-    ]
-    restores = [Sent(prefix + r.relpath, "restored", 0, dict(r.record.headers)["content-type"]) for r in plan.restores]
+
+    def sent(relpath: str, reason: str, size: int, headers: Headers) -> Sent:
+        return Sent(object_key(prefix, relpath), reason, size, dict(headers)["content-type"])
+
+    uploads = [sent(u.file.relpath, u.reason, u.file.size, u.headers) for u in plan.uploads]
+    updates = [sent(h.file.relpath, "headers", 0, h.headers) for h in plan.header_updates]
+    restores = [sent(r.relpath, "restored", 0, r.record.headers) for r in plan.restores]
     items = uploads + updates + restores
     if written is None:
         return items
-    return [item for item in items if item.key[len(prefix) :] in written]
+    return [item for item in items if relpath_of(prefix, item.key) in written]

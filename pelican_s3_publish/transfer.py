@@ -18,6 +18,7 @@ from . import compression, log
 from .bucket import Bucket, Write
 from .errors import PublishError
 from .headers import Headers
+from .local import object_key
 from .manifest import Record
 from .plan import HeaderUpdate, Plan, Restore, Upload
 from .stopping import GRACE_S, Interrupted, Stop
@@ -78,7 +79,7 @@ def _upload(target: Target, upload: Upload, tally: Tally) -> Done:
     file = upload.file
     log.debug("upload %s (%s)", file.relpath, upload.reason)
     body, headers = _body(upload)
-    etag = target.bucket.put(target.prefix + file.relpath, body, headers, Write(progress=tally.add_bytes))
+    etag = target.bucket.put(object_key(target.prefix, file.relpath), body, headers, Write(progress=tally.add_bytes))
     sent = len(body) if isinstance(body, bytes) else file.size
     return Done(file.relpath, Record(file.md5, file.size, etag, headers, file.sha256), sent)
 
@@ -99,14 +100,14 @@ def _body(upload: Upload) -> tuple[bytes | Path, Headers]:
 
 def _update_headers(target: Target, update: HeaderUpdate) -> Done:
     log.debug("update headers of %s", update.file.relpath)
-    etag = target.bucket.copy(target.prefix + update.file.relpath, update.headers)
+    etag = target.bucket.copy(object_key(target.prefix, update.file.relpath), update.headers)
     record = Record(update.file.md5, update.file.size, etag, update.headers, update.file.sha256)
     return Done(update.file.relpath, record, 0)
 
 
 def _restore(target: Target, restore: Restore) -> Done:
     log.debug("restore %s (%s)", restore.relpath, restore.version or "headers")
-    etag = target.bucket.copy(target.prefix + restore.relpath, restore.record.headers, restore.version)
+    etag = target.bucket.copy(object_key(target.prefix, restore.relpath), restore.record.headers, restore.version)
     return Done(restore.relpath, replace(restore.record, etag=etag), 0)
 
 
@@ -179,7 +180,7 @@ def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome, stop: St
         outcome.error = Interrupted("interrupted before deleting", stop.signum)
         return
     try:
-        refused = target.bucket.delete([target.prefix + r for r in relpaths])
+        refused = target.bucket.delete([object_key(target.prefix, r) for r in relpaths])
     except PublishError as error:
         outcome.error = error
         return

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from devtools import seaweed
 from pelican_s3_publish import content_types
 from pelican_s3_publish.headers import Headers, desired
-from pelican_s3_publish.local import LocalFile, scan
+from pelican_s3_publish.local import LocalFile, object_key, relpath_of, scan
 from pelican_s3_publish.manifest import MANIFEST_NAME, Listed, Manifest, Record, RemoteState
 from pelican_s3_publish.plan import HeaderUpdate, make_plan, records_after
 from pelican_s3_publish.publish import publish
@@ -55,9 +55,10 @@ def test_every_file_maps_to_its_key_and_back(tmp_path: Path, paths: list[str], p
     found = scan(root, DEFAULT_EXCLUDE)
 
     assert sorted(f.relpath for f in found) == sorted(files)
-    for file in found:
-        key = prefix + file.relpath
-        assert key[len(prefix) :] == file.relpath
+    keys = [object_key(prefix, file.relpath) for file in found]
+    assert len(set(keys)) == len(keys)  # no two files on one key
+    for file, key in zip(found, keys, strict=True):
+        assert key.startswith(prefix) and relpath_of(prefix, key) == file.relpath
         assert Path(file.path) == root / file.relpath
         assert len(key.encode()) <= 1024
 
