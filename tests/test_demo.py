@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -30,9 +32,11 @@ def test_demo_publishes_the_sample_site_then_sends_nothing() -> None:
     assert "the server stops now" in done.stdout
 
 
-def test_importing_the_plugin_does_not_load_boto3() -> None:
-    probe = "import sys, pelican_s3_publish; print('boto3' in sys.modules, 'botocore' in sys.modules)"
+@pytest.mark.parametrize("name", ["pelican_s3_publish", "pelican.plugins.s3_publish"])
+def test_importing_the_plugin_does_not_load_boto3(name: str) -> None:
+    """Either way Pelican loads it: discovery imports every installed plugin, publishing or not."""
+    probe = f"import sys, {name}; print('boto3' in sys.modules, 'botocore' in sys.modules, 'obstore' in sys.modules)"
 
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 
-    assert done.stdout.split() == ["False", "False"]
+    assert done.stdout.split() == ["False", "False", "False"]
