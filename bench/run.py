@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.articles, args.big_mb, args.runs, args.scale_files, args.rtt_ms = 20, 9, 1, [], 5
-        args.chaos_rounds = 3
+        args.chaos_rounds, args.pelican_rounds = 3, 1
     from bench import extra, report
 
     args.work.mkdir(parents=True, exist_ok=True)

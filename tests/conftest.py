@@ -8,12 +8,15 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,17 +54,56 @@ KMS_KEY_ALIAS = "alias/seaweedfs-default"  # the key SeaweedFS's local KMS creat
 _bucket_numbers = itertools.count(1)
 
 
+# With parallel workers (pytest-xdist), the controller starts the servers every test shares and tells
+# the workers where they are in this variable; each worker would otherwise run its own, idle most of
+# the time. Tests make buckets of their own names, so sharing a server shares nothing else.
+SHARED_SERVERS = "PELICAN_S3_PUBLISH_TEST_SERVERS"
+
+
+@dataclass
+class SharedServer:
+    endpoint_url: str
+
+
+def _shared(name: str) -> str | None:
+    endpoints: dict[str, str] = json.loads(os.environ.get(SHARED_SERVERS, "{}"))
+    return endpoints.get(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+        return  # not the controller of parallel workers
+    base = Path(tempfile.mkdtemp(prefix="pelican-s3-publish-servers-"))
+    with ThreadPoolExecutor() as starting:
+        main = starting.submit(seaweed.start, base / "seaweedfs", S3_CONFIG)
+        opened = starting.submit(seaweed.start, base / "seaweedfs-open")
+        moto = starting.submit(start_moto)
+    servers = {"s3_server": main.result(), "open_server": opened.result(), "moto_server": moto.result()}
+    os.environ[SHARED_SERVERS] = json.dumps({name: server.endpoint_url for name, server in servers.items()})
+    config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+    for server in servers.values():
+        config.add_cleanup(server.stop)
+
+
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer | SharedServer]:
+    shared = _shared("s3_server")
+    if shared is not None:
+        yield SharedServer(shared)
+        return
     server = seaweed.start(tmp_path_factory.mktemp("seaweedfs"), S3_CONFIG)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer]:
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer | SharedServer]:
     """A SeaweedFS without identities: it checks no signatures (a profile may drop a
     header on the way) and takes any session token."""
+    shared = _shared("open_server")
+    if shared is not None:
+        yield SharedServer(shared)
+        return
     server = seaweed.start(tmp_path_factory.mktemp("seaweedfs-open"))
     yield server
     server.stop()
@@ -263,7 +305,7 @@ class MotoServer:
     """moto in server mode: CloudFront over real HTTP, reached through AWS_ENDPOINT_URL_CLOUDFRONT."""
 
     endpoint_url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None = None  # None: another process's, shared
 
     def cloudfront(self) -> Any:
         return boto3.client(
@@ -274,9 +316,13 @@ class MotoServer:
             aws_secret_access_key=FAKE_SECRET,
         )
 
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
+
+def start_moto() -> MotoServer:
     port = seaweed.free_ports(1)[0]
     moto = Path(sys.executable).with_name("moto_server")
     process = subprocess.Popen(
@@ -287,15 +333,20 @@ def moto_server() -> Iterator[MotoServer]:
     while True:
         try:
             urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1).close()
-            break
+            return server
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError("moto_server did not start") from None
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    shared = _shared("moto_server")
+    server = MotoServer(shared) if shared is not None else start_moto()
     yield server
-    process.terminate()
-    process.wait(timeout=10)
+    server.stop()
 
 
 # The quick tier (`bash scripts/test.sh --quick`): a minute, and every module of the package run at
