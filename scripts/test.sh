@@ -22,7 +22,8 @@ if [ "${1:-}" = "--quick" ]; then
     tier=(-m quick)
 fi
 status=0
-.venv/bin/python -m pytest "${tier[@]}" -n "$workers" "$@" || status=$?
+# worksteal: a worker that runs out takes tests queued for another, so no worker idles at the end.
+.venv/bin/python -m pytest "${tier[@]}" -n "$workers" --dist worksteal "$@" || status=$?
 if ! wait "$mypy_pid"; then
     cat .venv/mypy.out
     exit 1
