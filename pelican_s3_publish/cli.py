@@ -177,8 +177,9 @@ def _run(args: argparse.Namespace) -> int:
         entries = past_publishes(settings)[::-1]
         if args.json:
             print(json.dumps([entry.to_json() for entry in entries], indent=2, ensure_ascii=False))
-        for entry in [] if args.json else entries:
-            print(entry.describe())
+        else:
+            for entry in entries:
+                print(entry.describe())
         if not entries:
             log.info("no publishes on record in %s yet", settings.destination)
         return 0

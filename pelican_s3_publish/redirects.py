@@ -77,13 +77,13 @@ def check_sources(redirects: tuple[tuple[str, str], ...], local: set[str], where
 
 def unknown_targets(redirects: tuple[tuple[str, str], ...], local: set[str], prefix: str) -> list[str]:
     """A line for each target under the site that no file (nor another redirect) is at: a 404 behind a redirect."""
-    sources = {source for source, _ in redirects}
+    there = local | {source for source, _ in redirects}
     lines = []
     for source, target in redirects:
         if not target.startswith("/" + prefix):
             continue  # elsewhere on the host, or another host: not the site's to know
         relpath = _key_of(target[len(prefix) :])
-        if relpath not in local and relpath not in sources:
+        if not {relpath, key_of(relpath)} & there:  # a page, or its strip-index key
             lines.append(
                 f"{SETTING}: {source} -> {target}, but the site has no {relpath}: visitors would get "
                 "a 404 there; fix the target"

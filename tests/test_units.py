@@ -397,3 +397,13 @@ def test_the_summary_counts_each_reason_in_its_own_words() -> None:
         "dry run for a rollback of s3://blog/ to publish ab12cd34: would send 0 new, 0 changed, 0 header-only, "
         "2 redirects, 1 deleted; nothing was written"
     )
+
+
+def test_a_redirect_target_is_known_by_its_page_or_its_strip_index_key() -> None:
+    from pelican_s3_publish.redirects import unknown_targets
+
+    pairs = (("old/a.html", "/posts/a/"), ("old/b.html", "/blog/posts/b/"), ("old/c.html", "/old/a.html#x"))
+    assert unknown_targets((pairs[0], pairs[2]), {"posts/a/index.html"}, "") == []  # a page, another redirect
+    assert unknown_targets(pairs[:1], {"posts/a/"}, "") == []  # published as the folder's key
+    (line,) = unknown_targets(pairs[1:2], {"posts/a/"}, "blog/")
+    assert line.startswith("S3_PUBLISH_REDIRECTS: old/b.html -> /blog/posts/b/, but the site has no posts/b/index.html")
