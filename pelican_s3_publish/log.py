@@ -35,11 +35,15 @@ def status(message: str) -> None:
 
 def warning(message: str) -> None:
     """Something a user should fix, that does not stop the publish."""
-    with contextlib.suppress(RuntimeError):  # `pelican --fatal warnings`: shown, then the build's own end fails it
-        logger.warning("%s", PREFIX + message)
+    _shown(logging.WARNING, message)
 
 
 def error(message: str) -> None:
-    # `pelican --fatal errors` raises after showing the line; the caller exits right after.
+    _shown(logging.ERROR, message)
+
+
+def _shown(level: int, message: str) -> None:
+    # `pelican --fatal warnings|errors` raises after showing the line; the build's own end, or the caller
+    # right after, fails it.
     with contextlib.suppress(RuntimeError):
-        logger.error("%s", PREFIX + message)
+        logger.log(level, "%s", PREFIX + message)

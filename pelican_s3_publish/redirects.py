@@ -77,6 +77,8 @@ def check_sources(redirects: tuple[tuple[str, str], ...], local: set[str], where
 
 def unknown_targets(redirects: tuple[tuple[str, str], ...], local: set[str], prefix: str) -> list[str]:
     """A line for each target under the site that no file (nor another redirect) is at: a 404 behind a redirect."""
+    if not redirects:
+        return []  # a build with none: no copy of the site's paths
     there = local | {source for source, _ in redirects}
     lines = []
     for source, target in redirects:

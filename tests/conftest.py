@@ -85,28 +85,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(server.stop)
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer | SharedServer]:
-    shared = _shared("s3_server")
+def _seaweed(name: str, folder: Path, config: dict[str, Any] | None) -> Iterator[seaweed.SeaweedServer | SharedServer]:
+    """The controller's server `name` when it shares one, else one of this process's own."""
+    shared = _shared(name)
     if shared is not None:
         yield SharedServer(shared)
         return
-    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs"), S3_CONFIG)
+    server = seaweed.start(folder, config)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer | SharedServer]:
+    yield from _seaweed("s3_server", tmp_path_factory.mktemp("seaweedfs"), S3_CONFIG)
 
 
 @pytest.fixture(scope="session")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.SeaweedServer | SharedServer]:
     """A SeaweedFS without identities: it checks no signatures (a profile may drop a
     header on the way) and takes any session token."""
-    shared = _shared("open_server")
-    if shared is not None:
-        yield SharedServer(shared)
-        return
-    server = seaweed.start(tmp_path_factory.mktemp("seaweedfs-open"))
-    yield server
-    server.stop()
+    yield from _seaweed("open_server", tmp_path_factory.mktemp("seaweedfs-open"), None)
 
 
 @pytest.fixture(autouse=True)
@@ -289,6 +288,13 @@ def site(tmp_path: Path, bucket: Bucket) -> Site:
     made.static("img/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     made.static("css/extra.css", b"body { color: #333; }\n")
     return made
+
+
+def sample_site_copy(tmp_path: Path) -> Path:
+    """sample_site as a user's clone has it: no output, no bytecode."""
+    site = tmp_path / "sample_site"
+    shutil.copytree(ROOT / "sample_site", site, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    return site
 
 
 def uploaded_keys(build: Build) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, ROOT, Bucket, Site, md5_tree
+from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, Bucket, Site, md5_tree, sample_site_copy
 
 
 def _one_error_line(output: str) -> str:
@@ -130,8 +129,7 @@ def test_verbose_says_in_a_user_s_words_what_it_took_on_record_without_sending(s
 
 
 def test_the_sample_publishconf_without_its_bucket_variable_says_what_to_set(tmp_path: Path) -> None:
-    site = tmp_path / "sample_site"
-    shutil.copytree(ROOT / "sample_site", site, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    site = sample_site_copy(tmp_path)
     env = {name: value for name, value in os.environ.items() if not name.startswith("S3_PUBLISH_")}
 
     built = subprocess.run(

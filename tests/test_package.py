@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import yaml
 
 from devtools import seaweed
 
-from .conftest import FAKE_KEY_ID, FAKE_SECRET, ROOT, Bucket, md5_tree, new_bucket, s3_client
+from .conftest import FAKE_KEY_ID, FAKE_SECRET, ROOT, Bucket, md5_tree, new_bucket, s3_client, sample_site_copy
 
 
 @dataclass
@@ -54,12 +53,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     venv_bin = work / "venv" / "bin"
     run([str(venv_bin / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)])
     yield Installed(wheel, venv_bin)
-
-
-def sample_site_copy(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
-    shutil.copytree(ROOT / "sample_site", site, ignore=shutil.ignore_patterns("output", "__pycache__"))
-    return site
 
 
 def test_the_wheel_carries_what_a_user_needs(installed: Installed) -> None:

@@ -98,12 +98,11 @@ class S3Bucket:
         self._retrier = Retrier(self._client.meta.service_model.operation_model)
         self._client.meta.events.register("after-call.s3", self._count_retries)
         self._client.meta.events.register("before-call.s3.DeleteObjects", self._delete_with_md5)
-        self._endpoint = urlsplit(self.address.endpoint)._replace(path="").geturl()
         self.where = self.address.bucket_url(self.name)
         self._capabilities = Capabilities(self.where)  # what AWS does, until the store is asked
 
     def __repr__(self) -> str:
-        return f"S3Bucket({self.name!r} at {self._endpoint})"
+        return f"S3Bucket({self.name!r} at {urlsplit(self.address.endpoint)._replace(path='').geturl()})"
 
     @property
     def retries(self) -> int:
