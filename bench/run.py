@@ -31,7 +31,16 @@ from devtools import latency, seaweed
 from devtools import proxy as proxy_module
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ["first upload", "no-op", "no-op after full rebuild", "one article edited", "10% removed", "header-only"]
+SITE_SCENARIOS = [
+    "first upload",
+    "no-op",
+    "no-op after full rebuild",
+    "one article edited",
+    "10% removed",
+    "header-only",
+]
+LARGE = "no-op after rewriting every file, generated output"
+SCENARIOS = [*SITE_SCENARIOS, LARGE]
 
 
 COUNTING = "through the recording proxy (counting pass)"
@@ -138,6 +147,37 @@ def one_tool_run(
             return
 
 
+def large_run(
+    tool: tools.Tool, network: str, endpoint: str, tree: Path, server: seaweed.SeaweedServer, work: Path,
+    tools_venv: Path, builds: sites.Builds, results: Results,
+) -> None:  # fmt: skip
+    """One timed no-op of a large generated output, every file rewritten with the same bytes; the tool's
+    bucket was filled by its own first upload (`seed_large`)."""
+    slug = "".join(ch for ch in tool.name.lower() if ch.isalnum())[:12]
+    ctx = tools.Context(endpoint, _large_bucket(tool, network), work, tools_venv, builds.root)
+    source = sites.rewrite(tree, work / "trees" / "large")
+    wall, cpu, rss, code = run_timed(tool.sync(ctx, source), tool.env(ctx), work / f"{slug}.log")
+    ok = code == 0 and bucket_matches(s3(server.endpoint_url), ctx.bucket, source)
+    results.measures[(tool.name, LARGE, network)].append(Measure(wall, cpu, rss, ok))
+    print(f"  {tool.name:22} {network:9} {LARGE[:26]:26} {wall:7.2f} s  ok={ok}", flush=True)
+
+
+def _large_bucket(tool: tools.Tool, network: str) -> str:
+    slug = "".join(ch for ch in tool.name.lower() if ch.isalnum())[:12]
+    return f"large-{slug}-{network.replace(' ', '')[:12]}".lower()
+
+
+def seed_large(
+    tool: tools.Tool, network: str, tree: Path, server: seaweed.SeaweedServer, work: Path, tools_venv: Path,
+    builds: sites.Builds,
+) -> None:  # fmt: skip
+    """The tool's own first upload of the large output, untimed: the scenario is the no-op after it."""
+    bucket = _large_bucket(tool, network)
+    s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    ctx = tools.Context(server.endpoint_url, bucket, work, tools_venv, builds.root)
+    run_timed(tool.sync(ctx, tree), tool.env(ctx), work / "seed.log")
+
+
 def warm_up(server: seaweed.SeaweedServer) -> None:
     """A new SeaweedFS grows its first volumes on the first writes: not part of any tool's time."""
     client = s3(server.endpoint_url)
@@ -160,11 +200,17 @@ def compare(args: argparse.Namespace, builds: sites.Builds, work: Path, results:
         finally:
             recorder.stop()
         rtt = f"{args.rtt_ms} ms RTT"
+        large = work / f"generated-{args.large_files}-{args.large_mb}"
+        if not sites.tree_exists(large):
+            sites.generated_tree(large, args.large_files, args.large_mb)
         with latency.running(server.endpoint_url, args.rtt_ms / 1000) as delayed:
             for network, endpoint, group in (("loopback", server.endpoint_url, chosen), (rtt, delayed.url, over_rtt)):
+                for tool in group:
+                    seed_large(tool, network, large, server, work, tools_venv, builds)
                 for run in range(args.runs):
                     for tool in group[run % len(group) :] + group[: run % len(group)]:
                         one_tool_run(tool, network, endpoint, run, builds, server, None, work, tools_venv, results)
+                        large_run(tool, network, endpoint, large, server, work, tools_venv, builds, results)
         versions = {t.name: t.version(tools.Context("", "", work, tools_venv, builds.root)) for t in chosen}
     results.notes.append("versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()))
     if len(over_rtt) < len(chosen):
@@ -179,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rtt-ms", type=int, default=30)
     parser.add_argument("--scale-files", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--large-files", type=int, default=30_000, help="files of the generated output compared")
+    parser.add_argument("--large-mb", type=int, default=500, help="its size")
     parser.add_argument("--tools", nargs="*", help="tool names to run (default: all)")
     parser.add_argument("--rtt-tools", nargs="*", help="of those, the ones to run at the round trip too (default: all)")
     parser.add_argument("--pelican-rounds", type=int, default=5, help="rounds of whole builds for the in-Pelican rows")
@@ -189,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.articles, args.big_mb, args.runs, args.scale_files, args.rtt_ms = 20, 9, 1, [], 5
+        args.large_files, args.large_mb = 300, 3
         args.chaos_rounds, args.pelican_rounds = 3, 1
     from bench import extra, report
 

@@ -107,6 +107,19 @@ def flat_tree(root: Path, files: int) -> Path:
     return root
 
 
+def generated_tree(root: Path, files: int, megabytes: int) -> Path:
+    """A large output generated directly (no Pelican build): pages, styles and images of random sizes
+    averaging `megabytes` / `files`, a hundred folders or so."""
+    rng = random.Random(3)
+    mean = megabytes * 2**20 // files
+    suffixes = (".html", ".html", ".html", ".css", ".png", ".js")
+    for number in range(files):
+        path = root / f"section-{number % 97}" / f"item-{number}{suffixes[number % len(suffixes)]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(mean // 4, mean * 7 // 4)))
+    return root
+
+
 def count_files(root: Path) -> tuple[int, int]:
     sizes = [p.stat().st_size for p in root.rglob("*") if p.is_file()]
     return len(sizes), sum(sizes)

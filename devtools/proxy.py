@@ -26,9 +26,9 @@ from typing import Literal
 
 from devtools import loopback
 from devtools.stores import Seen, StoreProfile
-from pelican_s3_publish.manifest import PROBE_FOLDER, PROBE_NAME, RESERVED_NAMES
+from pelican_s3_publish.manifest import PROBE_FOLDER, PROBE_NAME, PROBE_ORDER, RESERVED_NAMES
 
-PROBE_KEYS = (PROBE_NAME, PROBE_FOLDER)
+PROBE_KEYS = (PROBE_NAME, PROBE_FOLDER, *PROBE_ORDER)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
 NOT_RECORDED = {"authorization"}
 DELETE_REFUSED = (

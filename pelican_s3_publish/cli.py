@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = from_pelican(pelican_settings)
     if args.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
-    from .publish import past_publishes, publish, rollback, start_read
+    from .publish import past_publishes, publish, rollback, start_read_in_child
 
     if args.check:
         from .check import check
@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         with _progress_bar(args.quiet) as bar:
             report = rollback(settings, args.rollback or None, bar)
     else:
-        remote = start_read(settings)  # before the console's import, which it overlaps
+        remote = start_read_in_child(settings, fork=True)  # first: no thread has started yet
         with _progress_bar(args.quiet) as bar:
             report = publish(settings, pelican_settings["OUTPUT_PATH"], remote, bar)
     if args.dry_run and not args.json:

@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import sys
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -102,8 +103,11 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str, int]]:
-    """(relpath, path, size) of each regular file, following links that stay inside."""
+def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") -> Iterator[tuple[str, str]]:
+    """(relpath, path) of each regular file, following links that stay inside.
+
+    No stat: the directory entry says what it is, and reading the file says its size.
+    """
     for entry in _entries(directory):
         # NFC, as most systems write names: a site built on macOS (NFD) and elsewhere keeps one key per file.
         # Interned: the manifest and the listing name it too, one string for all.
@@ -111,7 +115,7 @@ def _walk(root: Path, directory: str, seen: frozenset[Path], under: str = "") ->
         if entry.is_symlink():
             yield from _follow_link(root, entry, seen, relpath)
         elif entry.is_file():
-            yield relpath, entry.path, entry.stat().st_size
+            yield relpath, entry.path
         elif entry.is_dir():
             yield from _walk(root, entry.path, seen, relpath + "/")
 
@@ -124,9 +128,7 @@ def _entries(directory: str) -> list[os.DirEntry[str]]:
         raise SettingsError(f"cannot read the directory {directory}: {error.strerror}: check its permissions") from None
 
 
-def _follow_link(
-    root: Path, entry: os.DirEntry[str], seen: frozenset[Path], relpath: str
-) -> Iterator[tuple[str, str, int]]:
+def _follow_link(root: Path, entry: os.DirEntry[str], seen: frozenset[Path], relpath: str) -> Iterator[tuple[str, str]]:
     try:
         target = Path(entry.path).resolve(strict=True)
     except RuntimeError:  # Python before 3.13 says "Symlink loop" this way
@@ -145,40 +147,56 @@ def _follow_link(
             raise SettingsError(f"{entry.path} links back to {target}: remove the link loop")
         yield from _walk(root, entry.path, seen | {target}, relpath + "/")
     elif stat.S_ISREG(info.st_mode):
-        yield relpath, entry.path, info.st_size
+        yield relpath, entry.path
 
 
-def _digest(path: str, size: int, algorithm: Callable[..., hashlib._Hash]) -> tuple[str, bytes]:
-    """The file's hex digest, and its first block.
+def _digest(path: str, algorithm: Callable[..., hashlib._Hash]) -> tuple[str, bytes, int]:
+    """The file's hex digest, its first bytes (as many as sniffing reads), and its size.
 
-    Unbuffered, and a small file in one read of its known size: a site is
-    mostly small files, and a buffered 1 MiB read allocates 1 MiB for each.
+    Read without a file object into a buffer each thread keeps: a site is
+    mostly small files, and per file Python is most of what a scan costs.
     """
-    wanted = min(size + 1, READ_BLOCK)
+    buffer = _buffer()
+    view = memoryview(buffer)
     try:
-        with open(path, "rb", buffering=0) as handle:
-            first = block = handle.read(wanted)
-            digest = algorithm(block, usedforsecurity=False)
-            if len(block) == wanted:  # a large file, or one that grew since it was listed
-                while block := handle.read(READ_BLOCK):
-                    digest.update(block)
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            size = got = os.readv(handle, [buffer])
+            first = bytes(view[: min(got, content_types.SNIFF_BYTES)])
+            digest = algorithm(view[:got], usedforsecurity=False)
+            while got == READ_BLOCK:  # a short read of a regular file is its end
+                got = os.readv(handle, [buffer])
+                digest.update(view[:got])
+                size += got
+        finally:
+            os.close(handle)
     except OSError as error:
         raise SettingsError(f"cannot read {path}: {error.strerror}: check its permissions") from None
-    return digest.hexdigest(), first
+    return digest.hexdigest(), first, size
 
 
-def _fingerprint(relpath: str, path: str, size: int) -> Found:
-    sha256, first = _digest(path, size, hashlib.sha256)
+_buffers = threading.local()
+
+
+def _buffer() -> bytearray:
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(READ_BLOCK)
+    return buffer
+
+
+def _fingerprint(relpath: str, path: str) -> Found:
+    sha256, first, size = _digest(path, hashlib.sha256)
     sniffed = content_types.needs_sniffing(relpath) or first.startswith(content_types.GZIP_MAGIC)
-    return Found(relpath, path, size, sha256, first[: content_types.SNIFF_BYTES] if sniffed else b"")
+    return Found(relpath, path, size, sha256, first if sniffed else b"")
 
 
-def _fingerprint_batch(batch: list[tuple[str, str, int]]) -> list[Found]:
+def _fingerprint_batch(batch: list[tuple[str, str]]) -> list[Found]:
     return [_fingerprint(*item) for item in batch]
 
 
 def _md5_batch(batch: list[Found]) -> list[str]:
-    return [_digest(found.path, found.size, hashlib.md5)[0] for found in batch]
+    return [_digest(found.path, hashlib.md5)[0] for found in batch]
 
 
 def _batches(items: list[_T]) -> Iterator[list[_T]]:
@@ -210,13 +228,13 @@ def scan(
     root = output_root(output_dir)
     found = []
     non_ascii: dict[str, str] = {}  # by key: the only names that can have two Unicode forms
-    for relpath, path, size in _walk(root, str(root), frozenset({root})):
+    for relpath, path in _walk(root, str(root), frozenset({root})):
         if relpath in reserved or first_match(exclude, relpath):
             continue
         _check_name(relpath, root)
         if not relpath.isascii():
             _check_unique(non_ascii.setdefault(relpath, path), path)
-        found.append((key_of(relpath) if strip_index else relpath, path, size))
+        found.append((key_of(relpath) if strip_index else relpath, path))
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -225,7 +243,7 @@ def scan(
 
 def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
     """Files from elsewhere than the output directory, (key, path) each: the redirect pages."""
-    return [_fingerprint(relpath, path, os.path.getsize(path)) for relpath, path in files]
+    return [_fingerprint(relpath, path) for relpath, path in files]
 
 
 def identify(found: list[Found], on_record: Callable[[Found], LocalFile | None], workers: int = 8) -> list[LocalFile]:

@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .headers import Headers
-from .local import object_key, relpath_of
+from .local import relpath_of
 
 MANIFEST_NAME = ".s3-publish-manifest.json.gz"
 # The object a probe writes beside the manifest to find out what a store does, and removes at once.
 PROBE_NAME = ".s3-publish-probe"
 PROBE_FOLDER = ".s3-publish-probe-folder/"  # not under the probe's own name: a file system store keeps one of both
-RESERVED_NAMES = (MANIFEST_NAME, PROBE_NAME, PROBE_FOLDER)
+# Two keys S3 lists in this order (0x2d before 0x2f), after the name alone; a store that lists folder by folder
+# answers otherwise, and its listing is then not cut into ranges (`Capabilities.ordered_listing`).
+PROBE_ORDER_BASE = ".s3-publish-probe-order"
+PROBE_ORDER = (PROBE_ORDER_BASE + "-", PROBE_ORDER_BASE + "/-")
+RESERVED_NAMES = (MANIFEST_NAME, PROBE_NAME, PROBE_FOLDER, *PROBE_ORDER)
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
 MANIFEST_VERSION = 4  # 4 made it JSON lines, 3 added pending CDN paths, 2 each object's SHA-256; all are read
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -85,19 +89,19 @@ class RemoteState:
     manifest: Manifest
 
 
-def checked_listing(listed: dict[str, Listed], prefix: str, records: dict[str, Record]) -> dict[str, Stored]:
+def checked_listing(listed: Mapping[str, Listed], prefix: str, records: Mapping[str, Record]) -> dict[str, Stored]:
     """The listing under the prefix, by relative path, the manifest and the probe left out.
 
     An object listed just as its record says is stood for by the record, key
-    and all: a large site then holds one copy of each, not two. Takes `listed` apart.
+    and all: a large site then holds one copy of each, not two. Called on each
+    range of a listing as it arrives, so the whole listing is never held twice.
     """
     listing: dict[str, Stored] = {}
-    for relpath, record in records.items():
-        entry = listed.pop(object_key(prefix, relpath), None)
-        if entry is not None:
-            listing[relpath] = record if (entry.size, entry.etag) == (record.size, record.etag) else entry
     for key, entry in listed.items():
-        listing[sys.intern(relpath_of(prefix, key))] = entry
+        relpath = sys.intern(relpath_of(prefix, key))  # the manifest's own string, when it names the key
+        record = records.get(relpath)
+        same = record is not None and (entry.size, entry.etag) == (record.size, record.etag)
+        listing[relpath] = record if same and record is not None else entry
     for name in RESERVED_NAMES:
         listing.pop(name, None)
     return listing

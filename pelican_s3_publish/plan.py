@@ -45,6 +45,10 @@ class Upload:
     def is_page(self) -> bool:
         return _is_page(self.headers)
 
+    @property
+    def is_redirect(self) -> bool:
+        return any(name == REDIRECT_HEADER for name, _ in self.headers)
+
 
 @dataclass(frozen=True)
 class HeaderUpdate:
@@ -190,8 +194,8 @@ def _decide(
 
 def _sent(file: LocalFile, headers: Headers, reason: Reason, gzip: bool) -> Upload:
     """An upload; a redirect object's, whatever else changed, is told as one."""
-    redirect = any(name == REDIRECT_HEADER for name, _ in headers)
-    return Upload(file, headers, "redirect" if redirect else reason, gzip)
+    sent = Upload(file, headers, reason, gzip)
+    return replace(sent, reason="redirect") if sent.is_redirect else sent
 
 
 def _shrinks(file: LocalFile) -> bool:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import weakref
 from pathlib import Path
 from types import FrameType
@@ -30,8 +31,8 @@ from .errors import PublishError, SettingsError
 from .settings import Settings, dropped_overrides, from_pelican, is_requested
 
 if TYPE_CHECKING:
+    from .early_read import ChildRead
     from .progress import ProgressBar
-    from .remote import ChildRead
 
 _autoreload_skip_said = False
 _running: list[weakref.ref[Any]] = []  # builds between the start of `run` and `finalized`
@@ -129,7 +130,10 @@ def on_initialized(pelican_obj: Any) -> None:
         settings = from_pelican(settings_dict)
         from .publish import start_read_in_child
 
-        _early_reads[pelican_obj] = settings, start_read_in_child(settings)
+        # Forked while the build runs no other thread (its console's spinner starts later): nothing to import
+        # again. With threads, a new interpreter: a fork would copy locks other threads may hold.
+        alone = threading.active_count() == 1
+        _early_reads[pelican_obj] = settings, start_read_in_child(settings, fork=alone)
     except PublishError as error:
         _fail(error, autoreload=False)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import cdn, history, log, redirects
 from .bucket import Bucket, Capabilities
 from .cdn import Cdn, Invalidation
+from .early_read import BucketRead, ChildRead, ThreadRead
 from .errors import PublishError, RefusedError, SettingsError
 from .headers import Headers, desired
 from .local import LocalFile, fingerprinted, identify, key_of, name_of, object_key, scan
@@ -30,7 +31,7 @@ from .plan import (
     on_record,
     records_after,
 )
-from .remote import BucketRead, ChildRead, ThreadRead, ensure_unchanged, head_headers, write_manifest
+from .remote import ensure_unchanged, head_headers, write_manifest
 from .report import Report, sent_items
 from .settings import Settings
 from .stopping import Interrupted, Stop, on_signals
@@ -60,13 +61,14 @@ def _bucket_maker(settings: Settings) -> Callable[[], Bucket]:
 
 
 def start_read(settings: Settings) -> ThreadRead:
-    """Resolve the bucket and read it in a thread, beside whatever the caller does next."""
-    return ThreadRead(_bucket_maker(settings), settings.prefix)
+    """Resolve the bucket and read it in a thread: for what waits for the answer at once."""
+    return ThreadRead(_bucket_maker(settings), settings.prefix, settings.workers)
 
 
-def start_read_in_child(settings: Settings) -> ChildRead:
-    """Resolve and read the bucket in a child process, beside a build that holds the interpreter lock."""
-    return ChildRead(settings, _bucket_maker(settings))
+def start_read_in_child(settings: Settings, fork: bool = False) -> ChildRead:
+    """Resolve and read the bucket in a child process, beside a build or a scan that holds the interpreter
+    lock; `fork` only before any thread of this process starts."""
+    return ChildRead(settings, _bucket_maker(settings), fork)
 
 
 @dataclass(frozen=True)

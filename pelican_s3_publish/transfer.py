@@ -191,8 +191,8 @@ def delete(target: Target, relpaths: tuple[str, ...], outcome: Outcome, stop: St
 
 
 def _phases(plan: Plan, first_alone: bool) -> list[list[Task]]:
-    """Assets, header updates and restored assets, then pages; with `first_alone`, the smallest of the first
-    goes before all.
+    """Assets, header updates and restored assets, then pages, then redirects (a redirect points at a page,
+    which is there before it); with `first_alone`, the smallest of the first goes before all.
 
     A store may make room for a bucket on its first write, and make writers
     that come meanwhile wait: SeaweedFS grows a new bucket's volumes then, and
@@ -201,9 +201,10 @@ def _phases(plan: Plan, first_alone: bool) -> list[list[Task]]:
     assets: list[Task] = [u for u in plan.uploads if not u.is_page]
     assets += list(plan.header_updates)
     assets += [r for r in plan.restores if not r.is_page]
-    pages: list[Task] = [u for u in plan.uploads if u.is_page]
+    pages: list[Task] = [u for u in plan.uploads if u.is_page and not u.is_redirect]
     pages += [r for r in plan.restores if r.is_page]
-    phases = [assets, pages]
+    redirects: list[Task] = [u for u in plan.uploads if u.is_redirect]
+    phases = [assets, pages, redirects]
     if first_alone and (head := assets or pages):
         smallest = min(range(len(head)), key=lambda index: _size(head[index]))
         phases.insert(0, [head.pop(smallest)])

@@ -459,3 +459,24 @@ def test_an_http_proxy_in_the_environment_is_used_for_every_request(
     assert build.returncode == 0, build.output
     assert bucket.site_keys() == set(md5_tree(site.output))
     assert {r.key for r in forward.put_bodies()} == set(md5_tree(site.output))
+
+
+LOADED_LIBRARIES = (
+    "import sys; from pelican_s3_publish.cli import main; code = main(sys.argv[1:]); "
+    "print(sorted(m for m in ('boto3', 'botocore', 'obstore') if m in sys.modules), code)"
+)
+
+
+def test_a_command_line_no_op_loads_no_s3_library_in_its_own_process(site: Site) -> None:
+    """The read happens in a child (issue 21): the command itself needs botocore only to write."""
+    site.article("first")
+    site.build_only()
+    site.write_settings()
+
+    def libraries_loaded() -> str:
+        command = [sys.executable, "-c", LOADED_LIBRARIES, "-q", "-s", "pelicanconf.py"]
+        done = subprocess.run(command, cwd=site.root, capture_output=True, text=True, timeout=120)
+        return done.stdout.strip() + done.stderr
+
+    assert libraries_loaded() == "['botocore', 'obstore'] 0"  # a first publish writes (boto3: only multipart)
+    assert libraries_loaded() == "[] 0"  # a no-op does not

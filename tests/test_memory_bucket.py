@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from pelican_s3_publish.bucket import MemoryBucket
+from pelican_s3_publish.early_read import ThreadRead
 from pelican_s3_publish.errors import PublishError
 from pelican_s3_publish.manifest import MANIFEST_NAME
 from pelican_s3_publish.publish import publish
-from pelican_s3_publish.remote import ConcurrentPublishError, ThreadRead
+from pelican_s3_publish.remote import ConcurrentPublishError
 from pelican_s3_publish.settings import Settings
 from tests.conftest import stored_manifest
 
@@ -30,7 +31,7 @@ def _site(root: Path) -> Path:
 
 def _publish(bucket: MemoryBucket, root: Path, **settings: object) -> list[str]:
     chosen = Settings(bucket=bucket.name, **settings)  # type: ignore[arg-type]
-    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix))
+    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix, chosen.workers))
     return [item.key for item in report.uploaded]
 
 
@@ -61,6 +62,19 @@ def test_a_first_publish_claims_its_keys_then_sends_assets_before_pages_and_reco
     assert set(order[2:-1]) == {"blog/index.html", "blog/post.html"}
     assert claimed == [["css/site.css", "index.html", "post.html"], []]
     assert set(_manifest(bucket, "blog/")) == {"index.html", "post.html", "css/site.css"}
+
+
+def test_a_redirect_goes_up_after_the_page_it_points_at(tmp_path: Path) -> None:
+    """Found by the chaos run: a publish stopped midway left a redirect to a renamed page not yet sent."""
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    _publish(bucket, root)
+    (root / "post.html").rename(root / "renamed.html")
+    bucket.writes.clear()
+
+    _publish(bucket, root, redirects=(("old.html", "/renamed.html"),))
+
+    order = [key for operation, key in bucket.writes if operation == "put"]
+    assert order.index("renamed.html") < order.index("old.html")
 
 
 def test_a_second_publish_writes_nothing(tmp_path: Path) -> None:
@@ -109,7 +123,7 @@ def test_another_publisher_s_manifest_stops_the_deletes(tmp_path: Path) -> None:
             return answer
 
     with pytest.raises(ConcurrentPublishError):
-        publish(Settings(bucket="memory"), root, Racing(lambda: bucket, ""))
+        publish(Settings(bucket="memory"), root, Racing(lambda: bucket, "", 4))
 
     assert "post.html" in bucket.objects
     assert bucket.objects[MANIFEST_NAME].body == theirs
@@ -122,7 +136,7 @@ def test_progress_counts_every_file_and_byte(tmp_path: Path) -> None:
     publish(
         Settings(bucket="memory"),
         root,
-        ThreadRead(lambda: bucket, ""),
+        ThreadRead(lambda: bucket, "", 4),
         lambda tally: seen.append((tally.files, tally.total_files, tally.bytes, tally.total_bytes)),
     )
 
@@ -216,7 +230,7 @@ def test_redirects_are_published_recorded_updated_and_deleted_like_files(tmp_pat
 def _publish_build(bucket: MemoryBucket, root: Path, sources: dict[str, str]) -> list[tuple[str, str]]:
     """A publish as a Pelican build makes it: with where each source was saved. (key, reason) pairs."""
     chosen = Settings(bucket=bucket.name)
-    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix), sources=sources)
+    report = publish(chosen, root, ThreadRead(lambda: bucket, chosen.prefix, chosen.workers), sources=sources)
     return sorted((item.key, item.reason) for item in report.uploaded) + [(key, "deleted") for key in report.deleted]
 
 

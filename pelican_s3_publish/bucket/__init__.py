@@ -9,16 +9,30 @@
 """
 
 from .capabilities import Capabilities
-from .interface import PLAIN, Bucket, BucketError, Head, Version, Write, WriteConflict
+from .interface import (
+    EVERY_KEY,
+    LISTING_PAGE,
+    PLAIN,
+    Bucket,
+    BucketError,
+    Head,
+    KeyRange,
+    Version,
+    Write,
+    WriteConflict,
+)
 from .memory import MemoryBucket
 from .s3 import S3Bucket
 
 __all__ = [
+    "EVERY_KEY",
+    "LISTING_PAGE",
     "PLAIN",
     "Bucket",
     "BucketError",
     "Capabilities",
     "Head",
+    "KeyRange",
     "MemoryBucket",
     "S3Bucket",
     "Version",

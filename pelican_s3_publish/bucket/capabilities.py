@@ -4,7 +4,8 @@ S3-compatible stores differ exactly where a publish makes its promises:
 conditional writes (B2 refuses them, Garage ignores them), additional
 checksums (B2, GCS's XML API and older clones refuse them), DeleteObjects
 (some need Content-MD5, botocore now sends a CRC32), keys that end in '/'
-(SeaweedFS and MinIO keep them as folders). What a probe found is kept in the
+(SeaweedFS and MinIO keep them as folders), the order of a listing (SeaweedFS
+lists folder by folder: `a/b` before `a-b`, and after `a` skips `a/b`). What a probe found is kept in the
 manifest with the endpoint it was found at, so a no-op asks nothing.
 """
 
@@ -32,6 +33,7 @@ class Capabilities:
     etag_is_md5: bool = True  # a plain PUT's ETag is the body's MD5, so a body can be checked by it
     deletes: Deletes = "batch"
     folder_keys: bool = True  # a key ending in '/' keeps its bytes
+    ordered_listing: bool = True  # lists keys in byte order, StartAfter meaning every key greater
     acl: str | None = None  # the canned ACL the probe sent and the store accepted
 
     @property
@@ -68,7 +70,10 @@ class Capabilities:
             and document["conditional_create"] in ENFORCEMENTS
             and document["conditional_replace"] in ENFORCEMENTS
             and document["deletes"] in DELETES
-            and all(isinstance(document[name], bool) for name in ("checksums", "etag_is_md5", "folder_keys"))
+            and all(
+                isinstance(document[name], bool)
+                for name in ("checksums", "etag_is_md5", "folder_keys", "ordered_listing")
+            )
             and (document["acl"] is None or isinstance(document["acl"], str))
         )
         return cls(**document) if valid else None

@@ -7,7 +7,7 @@ and timeouts, so a setup that works for the AWS CLI works here.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from ..settings import Settings
 from .resolution import Resolved
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, S3Config, S3Store
+    from obstore.store import ClientConfig, S3Config, S3Credential, S3Store
 
 
 def _pem(path: str | None) -> str | None:
@@ -66,7 +66,6 @@ def _proxy_options(client: Any, endpoint: str, ca_bundle: str | None) -> ClientC
 
 def obstore_store(settings: Settings, resolved: Resolved, checksums: bool = True) -> S3Store:
     """obstore's store for this bucket; with `checksums`, every body carries its SHA-256 for the store to check."""
-    from obstore.auth.boto3 import Boto3CredentialProvider
     from obstore.store import S3Store
 
     from .. import __version__
@@ -102,8 +101,32 @@ def obstore_store(settings: Settings, resolved: Resolved, checksums: bool = True
         config=config,
         client_options=client_options,
         retry_config={"max_retries": 0},
-        credential_provider=Boto3CredentialProvider(resolved.session),
+        credential_provider=CredentialsForObstore(resolved.credentials),
     )
+
+
+class CredentialsForObstore:
+    """obstore asks this for credentials: botocore's, refreshed as botocore refreshes them.
+
+    obstore's own provider imports boto3 (a tenth of a second) and keeps an
+    answer 30 minutes, longer than a short-lived role's token may live;
+    botocore renews a token 15 minutes before it expires, so asking it
+    every `KEPT` never hands obstore an expired one.
+    """
+
+    KEPT = timedelta(minutes=5)
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+
+    def __call__(self) -> S3Credential:
+        frozen = self._credentials.get_frozen_credentials()
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": datetime.now(UTC) + self.KEPT,
+        }
 
 
 def http_session(settings: Settings, resolved: Resolved) -> Any:

@@ -95,7 +95,10 @@ def explain(failure: Failure, bucket: str, endpoint: str) -> BucketError:
             )
         return BucketError(f"bucket {bucket} does not exist: create it or fix S3_PUBLISH_BUCKET")
     if code in BAD_CREDENTIALS:
-        return BucketError(f"the AWS credentials were rejected for {where} ({code}): check the access key and secret")
+        # Whichever request found out, the credentials are the whole bucket's problem: name the bucket.
+        return BucketError(
+            f"the AWS credentials were rejected for bucket {bucket} ({code}): check the access key and secret"
+        )
     if code in DENIED or (failure.status == 403 and not code):
         return BucketError(
             f"access denied: {operation} on {where}: give these credentials s3:{operation} on the bucket"

@@ -16,6 +16,7 @@ from ..headers import Headers
 from ..manifest import Listed
 from .capabilities import Capabilities
 
+LISTING_PAGE = 1000  # keys in one page of S3's listing, at most
 Progress = Callable[[int], None]  # told the bytes of each part or object as it lands
 
 
@@ -46,6 +47,28 @@ PLAIN = Write()
 
 
 @dataclass(frozen=True)
+class KeyRange:
+    """The keys after `after` up to and including `through`; None leaves that end open.
+
+    A listing cut into ranges is listed in parallel: `after` is S3's StartAfter,
+    and a range's listing stops at the first key past `through`.
+    """
+
+    after: str | None = None
+    through: str | None = None
+
+    def holds(self, key: str) -> bool:
+        return (self.after is None or key > self.after) and (self.through is None or key <= self.through)
+
+    def passed(self, key: str) -> bool:
+        """`key` is beyond the range: keys come in order, so a listing can stop here."""
+        return self.through is not None and key > self.through
+
+
+EVERY_KEY = KeyRange()
+
+
+@dataclass(frozen=True)
 class Version:
     id: str
     etag: str
@@ -63,8 +86,9 @@ class Bucket(Protocol):
 
     name: str
 
-    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
-        """Every object under the prefix; `exact` also lists keys that end in '/' as they are (slower)."""
+    def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
+        """Every object under the prefix in the range, in key order; `exact` also lists keys that end in '/'
+        as they are (slower)."""
         ...
 
     def get(self, key: str) -> tuple[bytes, str] | None:

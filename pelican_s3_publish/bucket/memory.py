@@ -11,7 +11,7 @@ from pathlib import Path
 from ..headers import Headers
 from ..manifest import Listed
 from .capabilities import Capabilities
-from .interface import PLAIN, Head, Version, Write, WriteConflict
+from .interface import EVERY_KEY, PLAIN, Head, KeyRange, Version, Write, WriteConflict
 
 
 @dataclass
@@ -39,9 +39,13 @@ class MemoryBucket:
     def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
         return self.capabilities
 
-    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
+    def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
         with self._lock:
-            return {k: Listed(len(v.body), v.etag) for k, v in sorted(self.objects.items()) if k.startswith(prefix)}
+            return {
+                k: Listed(len(v.body), v.etag)
+                for k, v in sorted(self.objects.items())
+                if k.startswith(prefix) and within.holds(k)
+            }
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         with self._lock:

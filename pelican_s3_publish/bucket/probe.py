@@ -12,6 +12,7 @@ every S3 store takes: if it fails, the failure is the user's to fix
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +20,10 @@ from typing import Any, Protocol
 
 from ..errors import PublishError
 from ..headers import Headers
-from ..manifest import PROBE_FOLDER, PROBE_NAME
+from ..manifest import PROBE_FOLDER, PROBE_NAME, PROBE_ORDER, PROBE_ORDER_BASE, Listed
 from .capabilities import Capabilities, Enforcement
 from .failures import Failure
-from .interface import PLAIN, BucketError, Head, Write, WriteConflict
+from .interface import PLAIN, BucketError, Head, KeyRange, Write, WriteConflict
 from .retries import Failed
 
 BODY = b"pelican-s3-publish asked this store what it does; safe to delete\n"
@@ -44,6 +45,7 @@ class Probed(Protocol):
     def put_with_checksum(self, key: str, data: bytes, headers: Headers) -> str: ...
     def head(self, key: str) -> Head | None: ...
     def delete(self, keys: list[str]) -> dict[str, str]: ...
+    def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = ...) -> dict[str, Listed]: ...
     def adopt(self, capabilities: Capabilities) -> None: ...
     def explain(self, failure: Failure) -> BucketError: ...
 
@@ -54,6 +56,7 @@ class Probed(Protocol):
 def find_out(bucket: Probed, prefix: str, acl: str | None) -> Capabilities:
     """Ask the store; the probe objects are removed whatever happens. What it does, learnt deletes included."""
     key, folder = prefix + PROBE_NAME, prefix + PROBE_FOLDER
+    probes = [key, folder, *(prefix + name for name in PROBE_ORDER)]
     bucket.adopt(Capabilities(bucket.where, checksums=False, etag_is_md5=False))  # the plain write checks nothing
     etag = bucket.call("PutObject", key, lambda: bucket.put_with_md5(key, BODY, HEADERS))
     try:
@@ -62,6 +65,7 @@ def find_out(bucket: Probed, prefix: str, acl: str | None) -> Capabilities:
             create = pool.submit(_enforcement, bucket, key, Write(create=True))
             replace = pool.submit(_enforcement, bucket, key, Write(if_match=NOT_THIS_VERSION))
             folder_keys = pool.submit(_keeps_folder_bytes, bucket, folder)
+            ordered = pool.submit(_lists_in_order, bucket, prefix)
         found = Capabilities(
             bucket.where,
             conditional_create=create.result(),
@@ -69,6 +73,7 @@ def find_out(bucket: Probed, prefix: str, acl: str | None) -> Capabilities:
             checksums=checksums.result(),
             etag_is_md5=etag == hashlib.md5(BODY, usedforsecurity=False).hexdigest(),
             folder_keys=folder_keys.result(),
+            ordered_listing=ordered.result(),
             acl=acl,
         )
         if acl:  # a bucket that takes no ACLs refuses this in one line naming S3_PUBLISH_ACL
@@ -76,10 +81,10 @@ def find_out(bucket: Probed, prefix: str, acl: str | None) -> Capabilities:
     except BaseException:
         bucket.adopt(Capabilities(bucket.where))
         with contextlib.suppress(PublishError):
-            bucket.delete([key, folder])
+            bucket.delete(probes)
         raise
     bucket.adopt(found)
-    _remove(bucket, [key, folder])
+    _remove(bucket, probes)
     return bucket.capabilities
 
 
@@ -109,6 +114,16 @@ def _keeps_folder_bytes(bucket: Probed, folder: str) -> bool:
         return _refused(bucket, failed)
     stored = bucket.head(folder)
     return stored is not None and stored.size == len(BODY)
+
+
+def _lists_in_order(bucket: Probed, prefix: str) -> bool:
+    """Whether the listing after `PROBE_ORDER_BASE` holds the two order probes, in S3's order, and
+    nothing else: a listing can then be cut into ranges that add up to the whole."""
+    keys = [prefix + name for name in PROBE_ORDER]
+    for probe_key in keys:
+        bucket.call("PutObject", probe_key, functools.partial(bucket.put_with_md5, probe_key, BODY, HEADERS))
+    base = prefix + PROBE_ORDER_BASE
+    return list(bucket.list_objects(prefix, False, KeyRange(base, base + "0"))) == keys
 
 
 def _refused(bucket: Probed, failed: Failed) -> bool:

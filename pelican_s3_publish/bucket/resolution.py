@@ -72,9 +72,9 @@ def resolve_address(client: Any, bucket: str) -> Address:
 
 @dataclass(frozen=True)
 class Resolved:
-    """botocore's answers for one bucket: the sessions, a client, the address, credentials, the CA bundle."""
+    """botocore's answers for one bucket: the session, a client, the address, credentials, the CA bundle."""
 
-    session: Any  # boto3's
+    session: Any  # botocore's
     client: Any
     address: Address
     credentials: Any
@@ -85,9 +85,9 @@ def resolve(settings: Settings) -> Resolved:
     """Everything botocore decides for this bucket; one line for each way it can fail."""
     import botocore.exceptions
 
-    core, session = _sessions(settings)
+    session = _session(settings)
     try:
-        client = _client(session, settings, _connect_timeout(session, settings), _users_checksum_choice(core))
+        client = _client(session, settings, _connect_timeout(session, settings), _users_checksum_choice(session))
         address = resolve_address(client, settings.bucket)
         credentials = session.get_credentials()
     except botocore.exceptions.NoRegionError:
@@ -98,35 +98,35 @@ def resolve(settings: Settings) -> Resolved:
         raise SettingsError(f"cannot address bucket {settings.bucket}: {error}") from None
     if credentials is None:
         raise no_credentials()
-    return Resolved(session, client, address, credentials, core.get_config_variable("ca_bundle"))
+    return Resolved(session, client, address, credentials, session.get_config_variable("ca_bundle"))
 
 
-def _sessions(settings: Settings) -> tuple[Any, Any]:
-    """botocore's session (public: its config variables) and boto3's made on it."""
-    import boto3
+def _session(settings: Settings) -> Any:
+    """botocore's session for the profile; boto3's is not needed to read, and costs a tenth of a second."""
     import botocore.exceptions
     import botocore.session
 
     for name in ("botocore", "boto3", "urllib3", "s3transfer"):  # their debug logs print request headers
         logging.getLogger(name).setLevel(logging.WARNING)
-    core = botocore.session.get_session()
+    session = botocore.session.Session(profile=settings.profile)
     try:
-        return core, boto3.session.Session(botocore_session=core, profile_name=settings.profile)
+        session.get_scoped_config()  # where a profile that is not there is found out
     except botocore.exceptions.ProfileNotFound:
         raise SettingsError(
             f"S3_PUBLISH_PROFILE names the AWS profile {settings.profile!r}, which is not "
             "in ~/.aws/config or ~/.aws/credentials: add it or fix the setting"
         ) from None
+    return session
 
 
 def _region(session: Any, settings: Settings) -> str | None:
-    return settings.region or session.region_name or ("us-east-1" if settings.endpoint_url else None)
+    return settings.region or session.get_config_variable("region") or ("us-east-1" if settings.endpoint_url else None)
 
 
-def _users_checksum_choice(core: Any) -> bool:
+def _users_checksum_choice(session: Any) -> bool:
     """Whether the user's environment or AWS config file chooses when botocore adds checksums."""
     names = ("request_checksum_calculation", "response_checksum_validation")
-    scoped = core.get_scoped_config()
+    scoped = session.get_scoped_config()
     return any(os.environ.get(f"AWS_{name.upper()}") or scoped.get(name) for name in names)
 
 
@@ -151,7 +151,7 @@ def _client(session: Any, settings: Settings, connect_timeout: float, users_choi
         # request against the model again is CPU per request for nothing.
         parameter_validation=False,
     )
-    return session.client(
+    return session.create_client(
         "s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url, config=config
     )
 
@@ -162,7 +162,7 @@ def _connect_timeout(session: Any, settings: Settings) -> float:
     A client made with any Config takes Config's 60 s instead of what the
     defaults mode says, so a client made without one is asked (6 ms).
     """
-    plain = session.client("s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url)
+    plain = session.create_client("s3", region_name=_region(session, settings), endpoint_url=settings.endpoint_url)
     return float(min(CONNECT_TIMEOUT_S, settings.timeout, plain.meta.config.connect_timeout))
 
 

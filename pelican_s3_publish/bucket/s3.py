@@ -40,7 +40,7 @@ from . import probe
 from .capabilities import Capabilities
 from .connections import http_session, obstore_store
 from .failures import Failure, explain
-from .interface import PLAIN, BucketError, Head, Version, Write, WriteConflict
+from .interface import EVERY_KEY, LISTING_PAGE, PLAIN, BucketError, Head, KeyRange, Version, Write, WriteConflict
 from .library_errors import Refused, failure_of
 from .resolution import resolve
 from .retries import ALSO_RETRIED, Failed, Retrier
@@ -177,28 +177,33 @@ class S3Bucket:
 
     # --- Reading ---
 
-    def list_objects(self, prefix: str, exact: bool = False) -> dict[str, Listed]:
+    def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
+        if exact or self._settings.strip_index_html:  # obstore's paths cannot end in '/': boto3 lists them
+            listing = functools.partial(self._list_with_boto3, prefix, within)
+            return dict(self._boto3_call("ListObjectsV2", None, listing))
+        return dict(self.call("ListObjectsV2", None, functools.partial(self._list_with_obstore, prefix, within)))
+
+    def _list_with_obstore(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         import obstore
 
-        if exact or self._settings.strip_index_html:  # obstore's paths cannot end in '/': boto3 lists them
-            return dict(self._boto3_call("ListObjectsV2", None, functools.partial(self._list_with_boto3, prefix)))
+        listed: dict[str, Listed] = {}
+        for batch in obstore.list(self._store, prefix=prefix or None, offset=within.after, chunk_size=LISTING_PAGE):
+            for item in batch:
+                if within.passed(key := item["path"]):
+                    return listed
+                listed[key] = Listed(item["size"], normalise(item["e_tag"] or ""))
+        return listed
 
-        def listing() -> dict[str, Listed]:
-            listed: dict[str, Listed] = {}
-            for batch in obstore.list(self._store, prefix=prefix or None, chunk_size=1000):
-                for item in batch:
-                    listed[item["path"]] = Listed(item["size"], normalise(item["e_tag"] or ""))
-            return listed
-
-        return dict(self.call("ListObjectsV2", None, listing))
-
-    def _list_with_boto3(self, prefix: str) -> dict[str, Listed]:
-        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
-        return {
-            item["Key"]: Listed(item["Size"], normalise(item["ETag"]))
-            for page in pages
-            for item in page.get("Contents", [])
-        }
+    def _list_with_boto3(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
+        start = {"StartAfter": within.after} if within.after is not None else {}
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **start)
+        listed: dict[str, Listed] = {}
+        for page in pages:
+            for item in page.get("Contents", []):
+                if within.passed(key := item["Key"]):
+                    return listed
+                listed[key] = Listed(item["Size"], normalise(item["ETag"]))
+        return listed
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         import obstore
@@ -260,7 +265,7 @@ class S3Bucket:
         found = f"from {self._credentials.method} (access key {key[:4]}...{key[-4:]})"
         if not re.search(r"\.amazonaws\.com(\.cn)?$", urlsplit(self.address.endpoint).hostname or ""):
             return found  # another store: STS is AWS's alone
-        sts = self._session.client("sts", region_name=self.address.region)
+        sts = self._session.create_client("sts", region_name=self.address.region)
         identity = self._boto3_call("GetCallerIdentity", None, sts.get_caller_identity)
         return f"{found}, {identity['Arn']}"
 
@@ -368,16 +373,16 @@ class S3Bucket:
 
     def _upload_in_parts(self, key: str, path: Path, headers: Headers, how: Write) -> str:
         """s3transfer: parts go up at once, and an abort that fails never hides why the upload failed."""
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import S3Transfer, TransferConfig
 
         transfer = TransferConfig(
             multipart_threshold=self._settings.part_size,
             multipart_chunksize=self._settings.part_size,
             max_concurrency=min(self._settings.workers, 8),
         )
-        self._client.upload_file(
-            str(path), self.name, key, ExtraArgs=to_boto(headers), Config=transfer, Callback=how.progress
-        )
+        # boto3 takes its TransferConfig here; its stubs name s3transfer's older Config.
+        with S3Transfer(self._client, transfer) as uploads:  # type: ignore[arg-type]
+            uploads.upload_file(str(path), self.name, key, extra_args=to_boto(headers), callback=how.progress)
         return normalise(self._client.head_object(Bucket=self.name, Key=key)["ETag"])
 
     def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
