@@ -1,13 +1,13 @@
 """The bucket read started early, so its round trips overlap with other work; a `BucketRead` each way.
 
 - `ThreadRead`: in a thread of this process; for `--history` and rollbacks,
-  which wait for it at once, and where a process cannot be forked.
-- `ChildRead`: in a child process, which a build's interpreter lock cannot
-  slow: botocore's resolution is 0.25 s of Python. The command line forks
-  one before any thread starts (nothing to import again); a Pelican build,
-  which may run threads of its own (its console), starts a new interpreter.
-  The parent makes its own bucket only if it has something to write: a
-  no-op never imports botocore there.
+  which wait for it at once.
+- `ChildRead`: in a child process, which the parent's interpreter lock cannot
+  slow: botocore's resolution is 0.25 s of Python. Forked (nothing to import
+  again) while the parent runs no other thread: the command line at its start,
+  a Pelican build before its console's spinner; else, and off Linux, a new
+  interpreter. The parent makes its own bucket only if it has something to
+  write: a no-op never imports botocore there.
 """
 
 from __future__ import annotations
