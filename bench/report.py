@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,13 @@ IN_PLUGIN_NOOP = "in the plugin's code: no-op publish"  # bench.extra's label
 
 def _cell(results: Results, tool: str, scenario: str, measures: list[Measure]) -> list[str]:
     walls = [m.wall_s for m in measures]
-    objects, sent = results.counts.get((tool, scenario), (-1, 0))
+    counted = results.counts.get((tool, scenario))  # none for the generated output: no counting pass
     return [
         f"{median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f})",
         f"{median([m.cpu_s for m in measures]):.2f}",
         f"{max(m.rss_mb for m in measures):.0f}",
-        f"{objects}",
-        f"{sent / 2**20:.1f}",
+        f"{counted[0]}" if counted else "—",
+        f"{counted[1] / 2**20:.1f}" if counted else "—",
         "yes" if all(m.ok for m in measures) else "**NO**",
     ]
 
@@ -186,17 +188,26 @@ def _targets(results: Results, extras: dict[str, Any], rtt: str, previous: dict[
     return rows
 
 
+def _commit() -> str:
+    """The commit measured, with a mark when the working tree differs from it."""
+    git = ["git", "-C", str(Path(__file__).parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return (head or "an unknown commit") + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def write(
     args: argparse.Namespace, builds: sites.Builds, results: Results, extras: dict[str, Any], machine: str
 ) -> None:
     files, size = sites.count_files(builds.first)
     rtt = f"{args.rtt_ms} ms RTT"
     previous = previous_medians(args.out)
-    command = " ".join(["python -m bench.run", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "bench.run", *sys.argv[1:]])  # quoted: tool names have spaces
     lines = [
         "# Benchmark results",
         "",
-        f"Produced by `{command}` (see the README) on {datetime.date.today()}; one run of the benchmark, "
+        f"Produced by `{command}` (see the README) on {datetime.date.today()}, at {_commit()}; one run of the "
+        "benchmark, "
         f"{args.runs} runs of each measurement, medians. Machine: {machine}.",
         "",
         f"Site: {args.articles} articles, a {args.big_mb} MiB download: {files:,} files, {size / 2**20:.0f} MiB, "

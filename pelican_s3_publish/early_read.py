@@ -83,6 +83,7 @@ class ChildRead:
         pid = os.fork()
         if pid == 0:
             try:
+                _let_go_of_the_terminal()
                 os.close(answer_out)
                 with os.fdopen(answer_in, "wb") as to_parent:
                     _answer(settings, to_parent)
@@ -182,6 +183,16 @@ def _told(answer: Any) -> Any:
     if answer.exit_code == SettingsError.exit_code:
         raise SettingsError(answer.message)
     raise PublishError(answer.message)
+
+
+def _let_go_of_the_terminal() -> None:
+    """A forked child holds no copy of the parent's standard streams: whoever reads the parent's output
+    (a pipe, `| tee`, a CI step) would otherwise wait for the child's read to end, after a failed
+    publish too. It says everything through its pipe."""
+    nothing = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(nothing, stream)
+    os.close(nothing)
 
 
 def _answer(settings: Settings, to_parent: BinaryIO) -> None:

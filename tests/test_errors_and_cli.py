@@ -321,3 +321,24 @@ def test_version_and_help_say_what_the_command_does(site: Site) -> None:
     assert (version.returncode, version.stdout.strip()) == (0, f"pelican-s3-publish {__version__}")
     assert "does not build the site" in " ".join(helped.stdout.split())
     assert "3 refused for safety" in " ".join(helped.stdout.split())
+
+
+def test_a_command_that_fails_first_does_not_wait_for_its_bucket_read(site: Site) -> None:
+    """The read's child holds no copy of the command's output: a caller reading it to the end (a pipe,
+    a CI step) is not kept waiting by a server that never answers."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # takes connections, never answers
+    site.settings |= {
+        "S3_PUBLISH_BUCKET": "silent-bucket",
+        "S3_PUBLISH_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "S3_PUBLISH_TIMEOUT": 60,
+    }
+    started = time.monotonic()
+
+    result = site.publish_cli("-o", "no-such-output")
+
+    silent.close()
+    assert result.returncode == 2
+    assert "output directory" in result.stderr and "does not exist" in result.stderr
+    assert time.monotonic() - started < 30  # the read alone would wait 60 s for its first answer
