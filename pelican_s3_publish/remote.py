@@ -58,8 +58,8 @@ def fetch(bucket: Bucket, prefix: str, workers: int = 1) -> RemoteState:
     return RemoteState(checked_in_ranges(bucket, prefix, manifest, workers), manifest)
 
 
-# Ranges listed at once, at most: more gained nothing on loopback or at 30 ms for 100,000 keys, and
-# each holds a page of the listing in memory (64 took 50 MB more than 8).
+# Ranges listed at once, at most: more gained nothing for 100,000 keys on loopback (16 ranges 2.35 s,
+# 8 ranges 2.18 s), and each holds a page of the listing in memory (64 took 50 MB more than 8).
 RANGES = 8
 
 

@@ -77,6 +77,16 @@ BOTO_PARAMS = {
 MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 
 
+def _up_to_the_end(listed: Iterable[tuple[str, Listed]], within: KeyRange) -> dict[str, Listed]:
+    """A range's objects, in key order from its start: the listing stops at the first key past its end."""
+    found: dict[str, Listed] = {}
+    for key, entry in listed:
+        if within.passed(key):
+            break
+        found[key] = entry
+    return found
+
+
 def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
@@ -186,24 +196,21 @@ class S3Bucket:
     def _list_with_obstore(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         import obstore
 
-        listed: dict[str, Listed] = {}
-        for batch in obstore.list(self._store, prefix=prefix or None, offset=within.after, chunk_size=LISTING_PAGE):
-            for item in batch:
-                if within.passed(key := item["path"]):
-                    return listed
-                listed[key] = Listed(item["size"], normalise(item["e_tag"] or ""))
-        return listed
+        batches = obstore.list(self._store, prefix=prefix or None, offset=within.after, chunk_size=LISTING_PAGE)
+        listed = (
+            (item["path"], Listed(item["size"], normalise(item["e_tag"] or ""))) for batch in batches for item in batch
+        )
+        return _up_to_the_end(listed, within)
 
     def _list_with_boto3(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         start = {"StartAfter": within.after} if within.after is not None else {}
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **start)
-        listed: dict[str, Listed] = {}
-        for page in pages:
-            for item in page.get("Contents", []):
-                if within.passed(key := item["Key"]):
-                    return listed
-                listed[key] = Listed(item["Size"], normalise(item["ETag"]))
-        return listed
+        listed = (
+            (item["Key"], Listed(item["Size"], normalise(item["ETag"])))
+            for page in pages
+            for item in page.get("Contents", [])
+        )
+        return _up_to_the_end(listed, within)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         import obstore
