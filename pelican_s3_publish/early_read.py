@@ -230,19 +230,25 @@ def answer_parent() -> None:
 
 
 class LateBucket:
-    """A bucket made on first use, after a read done elsewhere; its retries count the read's too."""
+    """A bucket made on first use, after a read done elsewhere; its retries count the read's too.
+
+    Made once under a lock: the first use may come from every worker of a pool at
+    once (the HEADs of adopted objects), and each would otherwise resolve its own.
+    """
 
     def __init__(self, make_bucket: Callable[[], Bucket], name: str, read_retries: int) -> None:
         self._make_bucket = make_bucket
         self._made: Bucket | None = None
+        self._making = threading.Lock()
         self._read_retries = read_retries
         self.name = name
 
     @property
     def _bucket(self) -> Bucket:
-        if self._made is None:
-            self._made = self._make_bucket()
-        return self._made
+        with self._making:
+            if self._made is None:
+                self._made = self._make_bucket()
+            return self._made
 
     def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
         return self._bucket.know(known, prefix)
