@@ -186,7 +186,7 @@ def scale(server: seaweed.SeaweedServer, counts: list[int], work: Path) -> list[
 def chaos_run(server: seaweed.SeaweedServer, rounds: int) -> dict[str, object]:
     """The long seeded chaos run (devtools/chaos.py): its figures, and any promise it saw broken."""
     started = time.monotonic()
-    stats = chaos.run(server, CHAOS_SEED, rounds, log=lambda line: None)
+    stats = chaos.run(server.endpoint_url, CHAOS_SEED, rounds, log=lambda line: None)
     print(f"  chaos: {stats.publishes} publishes, {len(stats.violations)} violations", flush=True)
     return {
         "seed": CHAOS_SEED, "publishes": stats.publishes, "failed": stats.failed, "faults": stats.faults,

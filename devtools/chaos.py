@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,9 @@ class Faults:
     injected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def started(self, pid: int) -> None:
+        self.pid = pid
+
     def __call__(self, method: str, key: str) -> proxy_module.Fault | None:
         with self.lock:
             if method in WRITES:
@@ -202,30 +205,38 @@ def _settings(path: Path, bucket: str, endpoint_url: str, site: Site) -> None:
 
 
 def _command(work: Path, site: Site, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pelican_s3_publish", "-q", "-s", str(work / "conf.py"), "-o", str(site.root), *extra]
+    return ["-m", "pelican_s3_publish", "-q", "-s", str(work / "conf.py"), "-o", str(site.root), *extra]
 
 
 ENV = {"AWS_ACCESS_KEY_ID": "chaos", "AWS_SECRET_ACCESS_KEY": "chaos", "AWS_EC2_METADATA_DISABLED": "true"}
 
+# How a publish is run: its `python` arguments, its environment, and who to tell its pid (to kill it).
+Launch = Callable[[list[str], dict[str, str], Callable[[int], None]], "subprocess.CompletedProcess[str]"]
 
-def _planned_writes(work: Path, site: Site) -> int:
-    """The writes a publish will make (its files, its deletes, the manifest twice): where a kill can fall."""
-    done = subprocess.run(
-        _command(work, site, "--dry-run", "--json"), capture_output=True, text=True, env=os.environ | ENV, check=True
+
+def new_interpreter(arguments: list[str], env: dict[str, str], started: Callable[[int], None]) -> Any:
+    """`python` with these arguments, as a user's shell starts it."""
+    process = subprocess.Popen(
+        [sys.executable, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
+    started(process.pid)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _planned_writes(work: Path, site: Site, launch: Launch) -> int:
+    """The writes a publish will make (its files, its deletes, the manifest twice): where a kill can fall."""
+    done = launch(_command(work, site, "--dry-run", "--json"), os.environ | ENV, lambda pid: None)
+    done.check_returncode()
     report = json.loads(done.stdout)
     return len(report["uploaded"]) + len(report["deleted"]) + 2
 
 
-def _publish(work: Path, site: Site, faults: Faults) -> int:
-    process = subprocess.Popen(
-        _command(work, site), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ | ENV
-    )
-    faults.pid = process.pid
-    _, stderr = process.communicate(timeout=300)
-    if process.returncode not in (0, 1, -signal.SIGKILL) or "Traceback" in stderr:
-        raise RuntimeError(f"publish exited {process.returncode}:\n{stderr}")
-    return process.returncode
+def _publish(work: Path, site: Site, faults: Faults, launch: Launch) -> int:
+    done = launch(_command(work, site), os.environ | ENV, faults.started)
+    if done.returncode not in (0, 1, -signal.SIGKILL) or "Traceback" in done.stderr:
+        raise RuntimeError(f"publish exited {done.returncode}:\n{done.stderr}")
+    return done.returncode
 
 
 def _listing(s3: Any, bucket: str) -> dict[str, str]:
@@ -300,12 +311,19 @@ def _check_clean(s3: Any, bucket: str, site: Site, where: str, stats: Stats) -> 
             stats.violations.append(f"{where}: {name} has Cache-Control {head.get('CacheControl')}, not {wanted_cache}")
 
 
-def run(server: seaweed.SeaweedServer, seed: int, rounds: int, kill_share: float = 0.2, log: Any = print) -> Stats:
+def run(
+    endpoint_url: str,
+    seed: int,
+    rounds: int,
+    kill_share: float = 0.2,
+    log: Any = print,
+    launch: Launch = new_interpreter,
+) -> Stats:
     chance = random.Random(seed)
     stats = Stats()
     faults = Faults(random.Random(seed + 1))
-    recorder = proxy_module.Proxy(server.endpoint_url, fault=faults, stall_s=3).start()
-    s3 = client(server.endpoint_url)
+    recorder = proxy_module.Proxy(endpoint_url, fault=faults, stall_s=3).start()
+    s3 = client(endpoint_url)
     bucket = f"chaos-{seed}-{os.getpid()}"
     s3.create_bucket(Bucket=bucket)
     for key, body in FOREIGN.items():
@@ -319,8 +337,8 @@ def run(server: seaweed.SeaweedServer, seed: int, rounds: int, kill_share: float
                 _settings(work / "conf.py", bucket, recorder.url, site)
                 killing = chance.random() < kill_share
                 faults.rate, faults.writes = (0.0 if killing else chance.choice([0.05, 0.1, 0.2])), 0
-                faults.kill_at = chance.randint(1, _planned_writes(work, site)) if killing else 0
-                code = _publish(work, site, faults)
+                faults.kill_at = chance.randint(1, _planned_writes(work, site, launch)) if killing else 0
+                code = _publish(work, site, faults, launch)
                 stats.publishes += 1
                 stats.kills += code == -signal.SIGKILL
                 stats.failed += code == 1
@@ -328,7 +346,7 @@ def run(server: seaweed.SeaweedServer, seed: int, rounds: int, kill_share: float
                 where = f"round {number} ({what}, {'killed' if code < 0 else f'exit {code}'})"
                 _check(s3, bucket, where, stats)
                 faults.rate, faults.kill_at = 0.0, 0
-                if _publish(work, site, faults) != 0:
+                if _publish(work, site, faults, launch) != 0:
                     stats.violations.append(f"round {number}: the clean publish failed")
                 stats.publishes += 1
                 _check(s3, bucket, f"round {number} clean", stats)
@@ -359,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with _server() as server:
-        stats = run(server, args.seed, args.rounds, args.kill_share)
+        stats = run(server.endpoint_url, args.seed, args.rounds, args.kill_share)
     figures = {
         "seed": args.seed,
         "publishes": stats.publishes,

@@ -61,11 +61,21 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _first_ephemeral_port() -> int:
+    """Where the kernel starts choosing the local ports of outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports that are free together with their gRPC twin (port + 10000)."""
+    """Ports that are free together with their gRPC twin (port + 10000), both below the ephemeral range:
+    while a server is down before its restart on the same ports, no connection's local port takes one."""
     chosen: list[int] = []
+    highest = min(30000, _first_ephemeral_port() - GRPC_PORT_OFFSET - 1)
     while len(chosen) < count:
-        port = random.randint(20000, 30000)
+        port = random.randint(highest - 2700, highest)
         candidates = (port, port + GRPC_PORT_OFFSET)
         if port in chosen or not all(_port_is_free(p) for p in candidates):
             continue

@@ -5,10 +5,14 @@
 # Other arguments go to pytest (bash scripts/test.sh -k content_types).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# s3rver, the third S3 server the tests publish to (Node), from its lock file: beside the Python install.
+npm_pid=
+if [ ! -f devtools/s3rver/node_modules/s3rver/bin/s3rver.js ]; then
+    npm ci --prefix devtools/s3rver --no-audit --no-fund --loglevel=error &
+    npm_pid=$!
+fi
 bash scripts/setup-venv.sh test
-# s3rver, the third S3 server the tests publish to (Node), from its lock file.
-[ -f devtools/s3rver/node_modules/s3rver/bin/s3rver.js ] ||
-    npm ci --prefix devtools/s3rver --no-audit --no-fund --loglevel=error
+[ -z "$npm_pid" ] || wait "$npm_pid"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # mypy (20 s without its cache) beside the tests; its verdict counts as theirs does.
@@ -22,8 +26,9 @@ if [ "${1:-}" = "--quick" ]; then
     tier=(-m quick)
 fi
 status=0
-# worksteal: a worker that runs out takes tests queued for another, so no worker idles at the end.
-.venv/bin/python -m pytest "${tier[@]}" -n "$workers" --dist worksteal "$@" || status=$?
+# One test at a time to whichever worker is free, the longest first (tests/conftest.py LONGEST):
+# no worker idles at the end while another runs a long one.
+.venv/bin/python -m pytest "${tier[@]}" -n "$workers" --dist load --maxschedchunk 1 "$@" || status=$?
 if ! wait "$mypy_pid"; then
     cat .venv/mypy.out
     exit 1

@@ -1,5 +1,5 @@
 """Fixtures: one real SeaweedFS for the session, a fresh bucket per test,
-a recording proxy in front of it, and real Pelican builds in subprocesses."""
+a recording proxy in front of it, and real Pelican builds, each a process of its own."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from botocore.config import Config
 from devtools import proxy as proxy_module
 from devtools import seaweed
 from devtools.stores import StoreProfile
+from tests.forked_runs import ForkedRuns
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY_ID = "AKIATESTFAKEKEY0001"
@@ -198,7 +199,8 @@ class Build:
 
 
 class Site:
-    """A real Pelican site on disk, built with `pelican content` in a subprocess."""
+    """A real Pelican site on disk, built by `python -m pelican content` and published by
+    `python -m pelican_s3_publish`, each in a process of its own (tests/forked_runs.py)."""
 
     def __init__(self, root: Path, bucket: Bucket | None, settings: dict[str, Any] | None = None):
         self.root = root
@@ -254,16 +256,8 @@ class Site:
         self.write_settings()
         report_path = Path(self.settings.get("S3_PUBLISH_REPORT", self.root / "no-report.json"))
         report_path.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", *extra]
-        done = subprocess.run(
-            command,
-            cwd=self.root,
-            env=env or dict(os.environ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
+        command = ["-m", "pelican", "content", "-s", "pelicanconf.py", "-o", "output", *extra]
+        done = FORKED.run(command, self.root, env or dict(os.environ), timeout, merged=True)
         report = json.loads(report_path.read_text()) if report_path.exists() else None
         return Build(done.returncode, done.stdout, report)
 
@@ -274,10 +268,19 @@ class Site:
 
     def publish_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.write_settings()
-        command = [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py", *args]
-        return subprocess.run(
-            command, cwd=self.root, env=env or dict(os.environ), capture_output=True, text=True, timeout=600
-        )
+        command = ["-m", "pelican_s3_publish", "-s", "pelicanconf.py", *args]
+        return FORKED.run(command, self.root, env or dict(os.environ), timeout=600)
+
+
+# Builds and command lines, each a process of its own, forked from one that has imported their libraries.
+FORKED = ForkedRuns()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forked_runs() -> Iterator[ForkedRuns]:
+    """This test process's forking server, stopped with it."""
+    yield FORKED
+    FORKED.stop()
 
 
 @pytest.fixture
@@ -380,7 +383,36 @@ QUICK = {
 }
 
 
+# The longest tests (with four workers on two cores: a minute or more, then half a minute), longest first.
+# scripts/test.sh hands out tests one at a time (`--dist load --maxschedchunk 1`), after a first two to
+# each worker: these go first, one to each worker, so the run does not end waiting for one of them.
+LONGEST = (
+    "tests/test_chaos.py",
+    "tests/test_faults.py::test_publish_killed_at_20_random_points_is_completed_by_the_next",
+    "tests/test_bench.py",
+    "tests/test_package.py::test_every_shell_command_in_the_readme_runs_or_says_why_not",  # builds the wheel
+    "tests/test_cloudflare.py::test_five_thousand_changed_files_fold_into_prefixes_within_the_free_plan",
+    "tests/test_faults.py::test_server_stopped_mid_publish_fails_in_bounded_time",
+    "tests/test_cdn.py::test_many_changed_files_fold_into_wildcards_within_the_budget",
+)
+
+
+def _longest_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """LONGEST's tests first, the first `workers` of them each followed by a short one (a worker's first two)."""
+
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, name in enumerate(LONGEST) if item.nodeid.startswith(name)), len(LONGEST))
+
+    longest = sorted((item for item in items if rank(item) < len(LONGEST)), key=rank)
+    rest = [item for item in items if rank(item) == len(LONGEST)]
+    paired = [item for pair in zip(longest[:workers], rest, strict=False) for item in pair]
+    return paired + longest[workers:] + rest[len(paired) // 2 :]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        items[:] = _longest_first(items, workers)
     for item in items:
         if item.nodeid in QUICK or item.nodeid.split("::")[0] in QUICK:
             item.add_marker(pytest.mark.quick)

@@ -26,7 +26,7 @@ from devtools import proxy as proxy_module
 from devtools import seaweed
 from pelican_s3_publish.bucket import S3Bucket
 from pelican_s3_publish.settings import Settings
-from tests.conftest import FAKE_SECRET, Bucket, Site, md5_tree, s3_client, stored_manifest
+from tests.conftest import FAKE_SECRET, Bucket, SharedServer, Site, md5_tree, new_bucket, s3_client, stored_manifest
 
 MANIFEST = ".s3-publish-manifest.json.gz"
 
@@ -178,21 +178,19 @@ def test_an_s3_express_directory_bucket_gets_its_zonal_endpoint() -> None:
 
 
 # 5. Every credential source botocore knows, AWS_SECURITY_TOKEN included.
-def test_aws_security_token_is_sent_with_every_request(site: Site, tmp_path: Path) -> None:
-    """Against a SeaweedFS without identities: the shared one refuses session tokens for its static keys."""
-    with seaweed.running(tmp_path / "open-seaweedfs") as server:
-        s3_client(server.endpoint_url).create_bucket(Bucket="tokens")
-        recorder = proxy_module.Proxy(server.endpoint_url).start()
-        try:
-            site.settings |= {"S3_PUBLISH_BUCKET": "tokens", "S3_PUBLISH_ENDPOINT_URL": recorder.url}
+def test_aws_security_token_is_sent_with_every_request(site: Site, open_server: SharedServer) -> None:
+    """Against the SeaweedFS without identities: the other refuses session tokens for its static keys."""
+    tokens = new_bucket(open_server.endpoint_url, s3_client(open_server.endpoint_url))
+    try:
+        site.settings |= {"S3_PUBLISH_BUCKET": tokens.name, "S3_PUBLISH_ENDPOINT_URL": tokens.endpoint_url}
 
-            build = site.build(env=dict(os.environ, AWS_SECURITY_TOKEN="legacy-session-token"))
+        build = site.build(env=dict(os.environ, AWS_SECURITY_TOKEN="legacy-session-token"))
 
-            assert build.returncode == 0, build.output
-            assert len(recorder.put_bodies()) == len(md5_tree(site.output))
-            assert {r.headers.get("x-amz-security-token") for r in recorder.requests} == {"legacy-session-token"}
-        finally:
-            recorder.stop()
+        assert build.returncode == 0, build.output
+        assert len(tokens.proxy.put_bodies()) == len(md5_tree(site.output))
+        assert {r.headers.get("x-amz-security-token") for r in tokens.proxy.requests} == {"legacy-session-token"}
+    finally:
+        tokens.proxy.stop()
 
 
 # 6. Text beyond ASCII in metadata arrives; elsewhere in a header it is one line at once.

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +15,7 @@ import pytest
 
 from devtools import proxy as proxy_module
 from devtools import seaweed
-from tests.conftest import Bucket, Site, md5_tree, s3_client, stored_manifest
+from tests.conftest import FORKED, Bucket, Site, md5_tree, s3_client, stored_manifest
 
 MANIFEST = ".s3-publish-manifest.json.gz"
 WRITES = ("PUT", "POST", "DELETE")
@@ -146,6 +144,9 @@ class KillAt:
         self.count = 0
         self.lock = threading.Lock()
 
+    def started(self, pid: int) -> None:
+        self.pid = pid
+
     def __call__(self, method: str, key: str) -> proxy_module.Fault | None:
         if method not in WRITES:
             return None
@@ -170,13 +171,10 @@ def _version(root: Path, bucket: Bucket, name: str, numbers: range, cache: str) 
 
 def _publish(site: Site, kill: KillAt | None = None) -> int:
     site.write_settings()
-    command = [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py", "-q"]
-    process = subprocess.Popen(command, cwd=site.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if kill is not None:
-        kill.pid = process.pid
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode in (0, -signal.SIGKILL), stderr
-    return process.returncode
+    command = ["-m", "pelican_s3_publish", "-s", "pelicanconf.py", "-q"]
+    done = FORKED.run(command, site.root, dict(os.environ), timeout=120, started=kill.started if kill else None)
+    assert done.returncode in (0, -signal.SIGKILL), done.stderr
+    return done.returncode
 
 
 def _headers(client: object, bucket: str, keys: set[str]) -> dict[str, tuple[object, ...]]:

@@ -4,6 +4,7 @@ serial listing holds, each key once (issue 21)."""
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 import pytest
@@ -91,7 +92,7 @@ def test_every_key_falls_in_exactly_one_range(keys: list[str], at_most: int) -> 
 
 
 def _s3_bucket(endpoint_url: str, prefix: str) -> S3Bucket:
-    name = f"ranges-{next(_buckets)}"
+    name = f"ranges-{os.getpid()}-{next(_buckets)}"  # the servers are shared by the test processes
     s3_client(endpoint_url).create_bucket(Bucket=name)
     chosen: Settings = from_pelican(
         {"S3_PUBLISH_BUCKET": name, "S3_PUBLISH_ENDPOINT_URL": endpoint_url, "S3_PUBLISH_PREFIX": prefix}

@@ -4,6 +4,7 @@ site published as the README says, and as examples/github-actions.yml does."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -41,9 +42,8 @@ def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return done
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    work = tmp_path_factory.mktemp("package")
+def _build_and_install(work: Path) -> Path:
+    """The sdist and wheel built and checked, the wheel installed into a fresh environment; the wheel."""
     run([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(ROOT)])
     (wheel,) = (work / "dist").glob("*.whl")
     (sdist,) = (work / "dist").glob("*.tar.gz")
@@ -52,7 +52,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     run([sys.executable, "-m", "venv", str(work / "venv")])
     venv_bin = work / "venv" / "bin"
     run([str(venv_bin / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)])
-    yield Installed(wheel, venv_bin)
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Installed]:
+    """Built once per run: parallel test processes share it (the first builds it, under a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the run's folder, above each process's own
+    work = shared / "package"
+    with open(shared / "package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (work / "wheel").exists():
+            work.mkdir(exist_ok=True)
+            (work / "wheel").write_text(str(_build_and_install(work)))
+    yield Installed(Path((work / "wheel").read_text()), work / "venv" / "bin")
 
 
 def test_the_wheel_carries_what_a_user_needs(installed: Installed) -> None:
