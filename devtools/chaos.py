@@ -211,10 +211,12 @@ def _command(work: Path, site: Site, *extra: str) -> list[str]:
 ENV = {"AWS_ACCESS_KEY_ID": "chaos", "AWS_SECRET_ACCESS_KEY": "chaos", "AWS_EC2_METADATA_DISABLED": "true"}
 
 # How a publish is run: its `python` arguments, its environment, and who to tell its pid (to kill it).
-Launch = Callable[[list[str], dict[str, str], Callable[[int], None]], "subprocess.CompletedProcess[str]"]
+Launch = Callable[[list[str], dict[str, str], Callable[[int], None]], subprocess.CompletedProcess[str]]
 
 
-def new_interpreter(arguments: list[str], env: dict[str, str], started: Callable[[int], None]) -> Any:
+def new_interpreter(
+    arguments: list[str], env: dict[str, str], started: Callable[[int], None]
+) -> subprocess.CompletedProcess[str]:
     """`python` with these arguments, as a user's shell starts it."""
     process = subprocess.Popen(
         [sys.executable, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

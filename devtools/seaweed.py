@@ -74,8 +74,9 @@ def free_ports(count: int) -> list[int]:
     while a server is down before its restart on the same ports, no connection's local port takes one."""
     chosen: list[int] = []
     highest = min(30000, _first_ephemeral_port() - GRPC_PORT_OFFSET - 1)
+    lowest = highest - 2700  # 20067 with Linux's default range: room for every server a run starts
     while len(chosen) < count:
-        port = random.randint(highest - 2700, highest)
+        port = random.randint(lowest, highest)
         candidates = (port, port + GRPC_PORT_OFFSET)
         if port in chosen or not all(_port_is_free(p) for p in candidates):
             continue

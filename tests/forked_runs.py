@@ -93,7 +93,8 @@ def _handle(connection: socket.socket) -> dict[str, object]:
     connection.sendall(f"{run}\n".encode())
     output = _read_to_the_end([out_read] if err_read is None else [out_read, err_read])
     code = os.waitstatus_to_exitcode(os.waitpid(run, 0)[1])
-    answer = {"returncode": code, "stdout": output[out_read], "stderr": output.get(err_read, "") if err_read else ""}
+    stderr = output[err_read] if err_read is not None else ""  # merged: all of it is in stdout
+    answer = {"returncode": code, "stdout": output[out_read], "stderr": stderr}
     connection.sendall(json.dumps(answer).encode())
     connection.close()
     os._exit(0)

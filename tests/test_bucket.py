@@ -178,7 +178,9 @@ def test_an_s3_express_directory_bucket_gets_its_zonal_endpoint() -> None:
 
 
 # 5. Every credential source botocore knows, AWS_SECURITY_TOKEN included.
-def test_aws_security_token_is_sent_with_every_request(site: Site, open_server: SharedServer) -> None:
+def test_aws_security_token_is_sent_with_every_request(
+    site: Site, open_server: seaweed.SeaweedServer | SharedServer
+) -> None:
     """Against the SeaweedFS without identities: the other refuses session tokens for its static keys."""
     tokens = new_bucket(open_server.endpoint_url, s3_client(open_server.endpoint_url))
     try:
