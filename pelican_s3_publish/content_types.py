@@ -8,7 +8,6 @@ type, since Pelican writes UTF-8.
 
 from __future__ import annotations
 
-import posixpath
 import zlib
 from collections.abc import Iterable
 
@@ -131,7 +130,7 @@ def with_charset(content_type: str) -> str:
 
 
 def extension(relpath: str) -> str:
-    name = posixpath.basename(relpath).lower()
+    name = relpath.rpartition("/")[2].lower()
     if name.endswith(".tar.gz"):
         return "tar.gz"
     stem, dot, ext = name.rpartition(".")

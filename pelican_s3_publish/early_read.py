@@ -213,7 +213,7 @@ def _answer(settings: Settings, to_parent: BinaryIO) -> None:
         bucket = S3Bucket(settings)
         found = bucket.get(settings.prefix + MANIFEST_NAME)
         tell((bucket.name, found))
-        manifest = manifest_from(found, bucket.name, settings.prefix)
+        manifest = manifest_from(found, bucket.name, settings.prefix, with_sha256=False)  # checked, not kept
         listing = checked_in_ranges(bucket, settings.prefix, manifest, settings.workers)
         unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
         unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)

@@ -6,8 +6,9 @@ then takes each file's MD5 (what S3's ETag and Content-MD5 speak) from the
 manifest wherever the manifest vouches for these exact bytes by their SHA-256,
 and computes it for the rest: after a rebuild, only for what changed.
 
-Hashing streams each file, so a large download never sits in memory whole,
-and runs on a thread pool: hashlib and file reads release the GIL.
+Hashing streams each file, so a large download never sits in memory whole.
+The MD5s computed run on a thread pool (hashlib and file reads release the
+GIL): they are of changed files, often large ones.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import re
 import stat
 import sys
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +30,7 @@ from .errors import RefusedError, SettingsError
 from .globs import first_match
 
 READ_BLOCK = 1024 * 1024
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 MAX_KEY_BYTES = 1024
 HASH_BATCH = 256
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
@@ -150,16 +151,15 @@ def _follow_link(root: Path, entry: os.DirEntry[str], seen: frozenset[Path], rel
         yield relpath, entry.path
 
 
-def _digest(path: str, algorithm: Callable[..., hashlib._Hash]) -> tuple[str, bytes, int]:
+def _digest(path: str, algorithm: Callable[..., hashlib._Hash], buffer: bytearray) -> tuple[str, bytes, int]:
     """The file's hex digest, its first bytes (as many as sniffing reads), and its size.
 
-    Read without a file object into a buffer each thread keeps: a site is
+    Read without a file object into a buffer the caller keeps: a site is
     mostly small files, and per file Python is most of what a scan costs.
     """
-    buffer = _buffer()
     view = memoryview(buffer)
     try:
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        handle = os.open(path, READ_FLAGS)
         try:
             size = got = os.readv(handle, [buffer])
             first = bytes(view[: min(got, content_types.SNIFF_BYTES)])
@@ -175,28 +175,15 @@ def _digest(path: str, algorithm: Callable[..., hashlib._Hash]) -> tuple[str, by
     return digest.hexdigest(), first, size
 
 
-_buffers = threading.local()
-
-
-def _buffer() -> bytearray:
-    buffer: bytearray | None = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = bytearray(READ_BLOCK)
-    return buffer
-
-
-def _fingerprint(relpath: str, path: str) -> Found:
-    sha256, first, size = _digest(path, hashlib.sha256)
+def _fingerprint(relpath: str, path: str, buffer: bytearray) -> Found:
+    sha256, first, size = _digest(path, hashlib.sha256, buffer)
     sniffed = content_types.needs_sniffing(relpath) or first.startswith(content_types.GZIP_MAGIC)
     return Found(relpath, path, size, sha256, first if sniffed else b"")
 
 
-def _fingerprint_batch(batch: list[tuple[str, str]]) -> list[Found]:
-    return [_fingerprint(*item) for item in batch]
-
-
 def _md5_batch(batch: list[Found]) -> list[str]:
-    return [_digest(found.path, hashlib.md5)[0] for found in batch]
+    buffer = bytearray(READ_BLOCK)
+    return [_digest(found.path, hashlib.md5, buffer)[0] for found in batch]
 
 
 def _batches(items: list[_T]) -> Iterator[list[_T]]:
@@ -215,35 +202,37 @@ def scan(
     output_dir: str | os.PathLike[str],
     exclude: tuple[str, ...],
     reserved: frozenset[str] = frozenset(),
-    workers: int = 8,
     strip_index: bool = False,
 ) -> list[Found]:
     """Every file to publish, in walk order (names sorted per directory); refuses an empty site.
 
     With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`).
 
-    The walk ends before hashing begins: run beside the hashing threads, it
-    only trades the interpreter lock with them and both get slower.
+    Each file is hashed as the walk finds it, in this thread: a site is mostly
+    small files, each three system calls, and hashing threads hand the
+    interpreter lock over at every one (two threads took 1.5x as long as one;
+    bench/NOTES.md, tenth pass).
     """
     root = output_root(output_dir)
     found = []
     non_ascii: dict[str, str] = {}  # by key: the only names that can have two Unicode forms
+    buffer = bytearray(READ_BLOCK)
     for relpath, path in _walk(root, str(root), frozenset({root})):
         if relpath in reserved or first_match(exclude, relpath):
             continue
         _check_name(relpath, root)
         if not relpath.isascii():
             _check_unique(non_ascii.setdefault(relpath, path), path)
-        found.append((key_of(relpath) if strip_index else relpath, path))
+        found.append(_fingerprint(key_of(relpath) if strip_index else relpath, path, buffer))
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return [item for batch in pool.map(_fingerprint_batch, _batches(found)) for item in batch]
+    return found
 
 
 def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
     """Files from elsewhere than the output directory, (key, path) each: the redirect pages."""
-    return [_fingerprint(relpath, path) for relpath, path in files]
+    buffer = bytearray(READ_BLOCK)
+    return [_fingerprint(relpath, path, buffer) for relpath, path in files]
 
 
 def identify(found: list[Found], on_record: Callable[[Found], LocalFile | None], workers: int = 8) -> list[LocalFile]:

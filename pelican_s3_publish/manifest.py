@@ -10,9 +10,10 @@ Pure: how it is fetched and written is `remote`'s business.
 from __future__ import annotations
 
 import gzip
-import io
+import itertools
 import json
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ RESERVED_NAMES = (MANIFEST_NAME, PROBE_NAME, PROBE_FOLDER, *PROBE_ORDER)
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
 MANIFEST_VERSION = 4  # 4 made it JSON lines, 3 added pending CDN paths, 2 each object's SHA-256; all are read
 READABLE_VERSIONS = (1, 2, 3, 4)
+COMPRESSED_BLOCK = 64 * 1024  # about 200 KB of text a block
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,35 +141,64 @@ def _line(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def decode_manifest(body: bytes, etag: str | None = None) -> Manifest:
-    """Raises ValueError (or a decoding error) for anything that is not a manifest this version reads."""
-    with gzip.GzipFile(fileobj=io.BytesIO(body)) as lines:
-        head = json.loads(lines.readline())
-        if head.get("format") != MANIFEST_FORMAT or head.get("version") not in READABLE_VERSIONS:
-            raise ValueError("not a manifest this version can read")
-        header_sets = [tuple(sorted(h.items())) for h in head["header_sets"]]
-        history: list[str] = []
-        records = dict(_record(row, header_sets) for row in _rows(head, lines, history))
+def decode_manifest(body: bytes, etag: str | None = None, with_sha256: bool = True) -> Manifest:
+    """Raises ValueError (or a decoding error) for anything that is not a manifest this version reads.
+
+    Without `with_sha256`, the records leave out their SHA-256, as a version 1 manifest's do: for a
+    reader that only checks them against the listing (100,000 records, 11 MB less).
+    """
+    blocks = _line_blocks(body)
+    first = next(blocks, [])
+    head = json.loads(first[0]) if first else {}
+    if head.get("format") != MANIFEST_FORMAT or head.get("version") not in READABLE_VERSIONS:
+        raise ValueError("not a manifest this version can read")
+    header_sets = [tuple(sorted(h.items())) for h in head["header_sets"]]
+    history: list[str] = []
+    records: dict[str, Record] = {}
+    for rows in _row_blocks(head, itertools.chain([first[1:]], blocks), history):
+        records.update(_records(rows, header_sets, with_sha256))
     pending = {distribution: tuple(paths) for distribution, paths in head.get("pending_invalidations", {}).items()}
     in_flight = tuple(head.get("in_flight", ()))
     sources, moved, store = head.get("sources", {}), head.get("moved", {}), head.get("store")
     return Manifest(records, etag, pending, tuple(history), in_flight, sources, moved, store)
 
 
-def _rows(head: dict[str, Any], lines: Iterable[bytes], history: list[str]) -> Iterator[list[Any]]:
+def _line_blocks(body: bytes) -> Iterator[list[bytes]]:
+    """The gzipped text as lists of whole lines (none empty), a block of the body at a time: a 100,000-object
+    manifest is never held decompressed whole, nor read a line at a time (a call per line was 1.7 s)."""
+    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # gzip's header and trailer, its CRC checked
+    rest = b""
+    try:
+        for start in range(0, len(body), COMPRESSED_BLOCK):
+            *lines, rest = (rest + inflate.decompress(body[start : start + COMPRESSED_BLOCK])).split(b"\n")
+            if lines:
+                yield lines
+    except zlib.error as error:
+        raise ValueError(f"not gzip: {error}") from None
+    if not inflate.eof or inflate.unused_data:
+        raise ValueError("the manifest is cut short, or has more after its end")
+    if rest:  # a last line without its newline: the one document of versions 1 to 3
+        yield [rest]
+
+
+def _row_blocks(head: dict[str, Any], blocks: Iterable[list[bytes]], history: list[str]) -> Iterator[list[Any]]:
     """Versions 1 to 3 were one document; from 4 each object is a line of its own (an array), and
-    each publish in the history too (an object), kept as text into `history`."""
+    each publish in the history too (an object), kept as text into `history`. A block's rows are
+    parsed as one JSON array."""
     if "objects" in head:
-        yield from ([relpath, *row] for relpath, row in head["objects"].items())
+        yield [[relpath, *row] for relpath, row in head["objects"].items()]
         return
-    for line in lines:
-        if line.startswith(b"{"):
-            history.append(line.decode("utf-8").rstrip("\n"))
-        else:
-            yield json.loads(line)
+    for lines in blocks:
+        history += (line.decode("utf-8") for line in lines if line.startswith(b"{"))
+        yield json.loads(b"[" + b",".join(line for line in lines if line.startswith(b"[")) + b"]")
 
 
-def _record(row: list[Any], header_sets: list[Headers]) -> tuple[str, Record]:
+def _records(rows: list[Any], header_sets: list[Headers], with_sha256: bool) -> Iterator[tuple[str, Record]]:
     """A version 1 row has no SHA-256: the record's is then empty. A plain ETag is the MD5: one string for both."""
-    relpath, md5, size, etag, index, *sha256 = row
-    return sys.intern(relpath), Record(md5, size, md5 if etag == md5 else etag, header_sets[index], *sha256)
+    return (
+        (
+            sys.intern(relpath),
+            Record(md5, size, md5 if etag == md5 else etag, header_sets[index], *(sha256 if with_sha256 else ())),
+        )
+        for relpath, md5, size, etag, index, *sha256 in rows
+    )

@@ -85,9 +85,7 @@ def _local_and_remote(
 
     The redirect pages are written to `scratch` and published beside the output's files.
     """
-    # More hashing threads than cores only fight over the interpreter lock.
-    hashers = min(settings.workers, os.cpu_count() or 1)
-    found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), hashers, settings.strip_index_html)
+    found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), settings.strip_index_html)
     bucket, state = remote.result()
     moved: dict[str, str] = {}
     if settings.redirects or state.manifest.moved or sources is not None:
@@ -98,6 +96,8 @@ def _local_and_remote(
         moved = _moved(settings, state.manifest, sources, local)
     targets = moved | dict(settings.redirects)
     found += fingerprinted(redirects.write_pages(tuple(targets.items()), scratch))
+    # More hashing threads than cores only fight over the interpreter lock.
+    hashers = min(settings.workers, os.cpu_count() or 1)
     return bucket, state, _Local(identify(found, on_record(state.manifest.records), hashers), targets, moved)
 
 

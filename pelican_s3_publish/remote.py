@@ -38,13 +38,13 @@ def read_manifest(bucket: Bucket, prefix: str) -> Manifest:
     return manifest_from(bucket.get(prefix + MANIFEST_NAME), bucket.name, prefix)
 
 
-def manifest_from(found: tuple[bytes, str] | None, bucket_name: str, prefix: str) -> Manifest:
+def manifest_from(found: tuple[bytes, str] | None, bucket_name: str, prefix: str, with_sha256: bool = True) -> Manifest:
     """The manifest in the object read (bytes and ETag); an empty one when there was none."""
     if found is None:
         return Manifest({})
     body, etag = found
     try:
-        return decode_manifest(body, etag)
+        return decode_manifest(body, etag, with_sha256)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise PublishError(
             f"the manifest s3://{bucket_name}/{prefix}{MANIFEST_NAME} is unreadable: delete it and publish again "

@@ -6,15 +6,19 @@ import gzip
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pelican_s3_publish import etags
-from pelican_s3_publish.errors import RefusedError, SettingsError
+from pelican_s3_publish.errors import PublishError, RefusedError, SettingsError
 from pelican_s3_publish.globs import matches
 from pelican_s3_publish.local import LocalFile, identify, scan
 from pelican_s3_publish.manifest import (
+    COMPRESSED_BLOCK,
+    MANIFEST_NAME,
     Listed,
     Manifest,
     Record,
@@ -24,6 +28,7 @@ from pelican_s3_publish.manifest import (
     encode_manifest,
 )
 from pelican_s3_publish.plan import make_plan, on_record
+from pelican_s3_publish.remote import manifest_from
 from pelican_s3_publish.settings import (
     ATOM_FEED_SETTINGS,
     DEFAULT_EXCLUDE,
@@ -178,6 +183,48 @@ def test_manifest_round_trip_shares_header_sets() -> None:
 
     assert manifest.records == records
     assert len(encode_manifest(Manifest(records))) < 4000
+
+
+def test_a_manifest_larger_than_a_block_reads_back_whole() -> None:
+    """Read a block of the body at a time: a head line longer than a block, rows and history lines across
+    blocks, random (incompressible) digests."""
+    records = {
+        f"d{i % 7}/p\u00e9{i}.html": Record(
+            os.urandom(16).hex(), i, f"e{i}" if i % 3 else "", (("x-amz-meta-n", str(i % 5)),), os.urandom(32).hex()
+        )
+        for i in range(5000)
+    }
+    sources = {f"content/{i}.md": f"posts/{i}.html" for i in range(20_000)}  # a head of about 700 KB
+    history = tuple(json.dumps({"at": i, "note": "x" * 300}) for i in range(300))
+    written = Manifest(records, sources=sources, history=history, in_flight=("a.html",))
+
+    body = encode_manifest(written)
+    read = decode_manifest(body, "m")
+
+    assert len(body) > 4 * COMPRESSED_BLOCK
+    assert read == replace(written, etag="m")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda body: body[: len(body) // 2],
+        lambda body: body + body,
+        lambda body: body[:-4] + b"\0\0\0\0",
+        lambda body: b"<Error/>",
+    ],
+    ids=["cut short", "more after its end", "wrong size in its trailer", "not gzip"],
+)
+def test_a_damaged_manifest_is_one_line_saying_what_to_do(damage: Callable[[bytes], bytes]) -> None:
+    records = {f"p{i}.html": Record(os.urandom(16).hex(), i, "e", HTML, os.urandom(32).hex()) for i in range(3000)}
+
+    with pytest.raises(PublishError) as raised:
+        manifest_from((damage(encode_manifest(Manifest(records))), "m"), "my-blog", "www/")
+
+    assert str(raised.value) == (
+        f"the manifest s3://my-blog/www/{MANIFEST_NAME} is unreadable: delete it and publish again "
+        "(the bucket's objects are then adopted, not re-sent)"
+    )
 
 
 def test_a_version_1_manifest_reads_with_no_sha256() -> None:
