@@ -33,7 +33,7 @@ RESERVED_NAMES = (MANIFEST_NAME, PROBE_NAME, PROBE_FOLDER, *PROBE_ORDER)
 MANIFEST_FORMAT = "pelican-s3-publish manifest"
 MANIFEST_VERSION = 4  # 4 made it JSON lines, 3 added pending CDN paths, 2 each object's SHA-256; all are read
 READABLE_VERSIONS = (1, 2, 3, 4)
-COMPRESSED_BLOCK = 64 * 1024  # about 200 KB of text a block
+COMPRESSED_BLOCK = 64 * 1024  # about 160 KB of text a block (the digests hardly compress)
 
 
 @dataclass(frozen=True, slots=True)
