@@ -6,38 +6,48 @@
   slow: botocore's resolution is 0.25 s of Python. Forked (nothing to import
   again) while the parent runs no other thread: the command line at its start,
   a Pelican build before its console's spinner; else, and off Linux, a new
-  interpreter. The parent makes its own bucket only if it has something to
-  write: a no-op never imports botocore there.
+  interpreter. The child then stays, and sends what the publish writes
+  (`ChildBucket`): the parent never imports botocore, and a publish that
+  changes one page does not resolve the bucket a second time.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
-from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Version, Write
-from .errors import PublishError, SettingsError
+from . import helper
+from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Version, Write, WriteConflict
+from .bucket.interface import Progress
+from .errors import PublishError
 from .headers import Headers
-from .manifest import MANIFEST_NAME, Listed, RemoteState, Stored
-from .remote import checked_in_ranges, fetch, manifest_from
+from .manifest import Listed, RemoteState, Stored
+from .remote import fetch, manifest_from
 from .settings import Settings
 
-HELPER_FAILED = "reading the bucket failed in the helper process that reads it"
+CHILD_ENDS_S = 5.0  # after the parent is done: it ends as soon as it reads that, whatever it was doing
 CAN_FORK = sys.platform == "linux"  # elsewhere a fork without exec is unsafe once system libraries are loaded
 
 
 class BucketRead(Protocol):
     def result(self) -> tuple[Bucket, RemoteState]:
         """The bucket, resolved once for the whole publish, and what it held."""
+        ...
+
+    def close(self) -> None:
+        """The publish is done with the bucket."""
         ...
 
 
@@ -59,20 +69,29 @@ class ThreadRead:
     def result(self) -> tuple[Bucket, RemoteState]:
         return self._answer.result()
 
+    def close(self) -> None:
+        pass  # the thread has ended, or ends with its read
+
 
 class ChildRead:
     """The bucket resolved and read in a child process: forked, or a new interpreter (`fork=False`).
 
     The child says two things: the manifest object as soon as it has it,
-    which the parent decodes while the child lists; then the listing. If the
-    publish fails first, nobody waits for the child.
+    which the parent decodes while the child lists; then the listing. It
+    then answers the parent's requests (`ChildBucket`) until the parent is
+    done (`close`) or gone. If the publish fails first, nobody waits for it.
     """
 
-    def __init__(self, settings: Settings, make_bucket: Callable[[], Bucket], fork: bool) -> None:
-        self._make_bucket = make_bucket
+    def __init__(self, settings: Settings, fork: bool) -> None:
         self._prefix = settings.prefix
         self._said: tuple[Future[object], Future[object]] = (Future(), Future())  # the child's two answers
         self._kill: Callable[[], None]
+        self._requests: IO[bytes]
+        self._hearing: threading.Thread
+        self._asking, self._writing = threading.Lock(), threading.Lock()  # the requests waiting; the pipe
+        self._numbers = itertools.count()
+        self._waiting: dict[int, tuple[Future[tuple[bool, object]], Progress | None]] = {}
+        self._gone: PublishError | None = None  # why the child answers no more
         if fork and CAN_FORK:
             self._fork(settings)
         else:
@@ -80,29 +99,39 @@ class ChildRead:
 
     def _fork(self, settings: Settings) -> None:
         answer_out, answer_in = os.pipe()
+        request_out, request_in = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                _let_go_of_the_terminal()
+                helper.let_go_of_the_terminal()
                 os.close(answer_out)
-                with os.fdopen(answer_in, "wb") as to_parent:
-                    _answer(settings, to_parent)
+                os.close(request_in)  # else the child would hold the pipe open, and never hear the parent go
+                with os.fdopen(answer_in, "wb") as to_parent, os.fdopen(request_out, "rb") as requests:
+                    helper.answer(settings, to_parent, requests)
             finally:
                 os._exit(0)  # never back into the parent's code; nothing of the parent's to flush twice
         os.close(answer_in)
-        self._kill = lambda: os.kill(pid, signal.SIGKILL)
+        os.close(request_out)
+        self._requests = os.fdopen(request_in, "wb")
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):  # already ended, and reaped
+                os.kill(pid, signal.SIGKILL)
+
+        self._kill = kill
 
         def last_words() -> str:
-            return f"exit code {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}"
+            return _ended(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
         hearing = (os.fdopen(answer_out, "rb"), last_words)
-        threading.Thread(target=self._hear, args=hearing, name="s3-publish-read", daemon=True).start()
+        self._hearing = threading.Thread(target=self._hear, args=hearing, name="s3-publish-read", daemon=True)
+        self._hearing.start()
 
     def _spawn(self, settings: Settings) -> None:
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
         child = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import answer_parent; answer_parent()"],
+            [sys.executable, "-c", f"from {helper.__name__} import answer_parent; answer_parent()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -111,47 +140,96 @@ class ChildRead:
         )
         self._kill = child.kill
         assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-        # On its standard input, not its command line, which holds 128 KiB an argument (1,500 redirects).
-        settings_in, stderr = child.stdin, child.stderr
+        # On its standard input, not its command line, which holds 128 KiB an argument (1,500 redirects);
+        # the requests follow.
+        self._requests, stderr = child.stdin, child.stderr
+
+        said: collections.deque[str] = collections.deque(maxlen=1)  # read as it comes: a full pipe would stop it
+        reading = threading.Thread(target=said.extend, args=(_lines(stderr),), name="s3-publish-helper", daemon=True)
+        reading.start()
 
         def last_words() -> str:
-            lines = stderr.read().decode(errors="replace").strip().splitlines()
-            return lines[-1] if lines else f"exit code {child.wait()}"
+            reading.join()
+            code = child.wait()
+            return said[-1] if said else _ended(code)
 
         def hear() -> None:
-            try:
-                with settings_in:
-                    settings_in.write(pickle.dumps(settings))
-            except OSError:
-                pass  # the child is gone: its last words say why
+            with contextlib.suppress(OSError):  # the child is gone: its last words say why
+                self._send(settings)
             self._hear(child.stdout, last_words)  # type: ignore[arg-type]
 
         # From a thread, so the build goes on while the child is still importing.
-        threading.Thread(target=hear, name="s3-publish-read", daemon=True).start()
+        self._hearing = threading.Thread(target=hear, name="s3-publish-read", daemon=True)
+        self._hearing.start()
+
+    def _send(self, message: object) -> None:
+        with self._writing:
+            pickle.dump(message, self._requests, protocol=pickle.HIGHEST_PROTOCOL)
+            self._requests.flush()
 
     def _hear(self, answers: BinaryIO, last_words: Callable[[], str]) -> None:
         """Each answer as it comes; a child that ended without one is a failure of one line."""
         with answers:
-            for said in self._said:
-                try:
+            try:
+                for said in self._said:
                     said.set_result(pickle.load(answers))
-                except (EOFError, pickle.UnpicklingError, OSError):
-                    problem = PublishError(f"{HELPER_FAILED}: {last_words()}")
-                    for unsaid in self._said:
-                        if not unsaid.done():
-                            unsaid.set_exception(problem)
-                    return
-        last_words()  # reaps the child
+                while True:
+                    number, done, outcome = pickle.load(answers)
+                    with self._asking:
+                        asked, progress = self._waiting[number] if done is None else self._waiting.pop(number)
+                    if done is None and progress is not None:  # bytes a write has sent so far
+                        progress(outcome)
+                    elif done is not None:
+                        asked.set_result((done, outcome))
+            except (EOFError, pickle.UnpicklingError, OSError):
+                words = last_words()  # reaps the child
+                self._stop_waiting(PublishError(f"{helper.HELPER_FAILED}: {words}"))
+
+    def _stop_waiting(self, problem: PublishError) -> None:
+        with self._asking:
+            self._gone = problem
+            waiting: list[Future[Any]] = [said for said in self._said if not said.done()]
+            waiting += (asked for asked, _ in self._waiting.values())
+            self._waiting.clear()
+        for unsaid in waiting:
+            unsaid.set_exception(problem)
+
+    def ask(self, operation: str, *arguments: object, progress: Progress | None = None) -> Any:
+        """The child's bucket's answer to one request, or the error it raised there; `progress` told of the
+        bytes a write has sent as it goes."""
+        asked: Future[tuple[bool, object]] = Future()
+        with self._asking:
+            if self._gone is not None:
+                raise self._gone
+            number = next(self._numbers)
+            self._waiting[number] = asked, progress
+        with contextlib.suppress(OSError):  # a child gone is said by the hearing thread
+            self._send((number, operation, arguments, progress is not None))
+        done, outcome = asked.result()
+        if not done:
+            raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
+        return outcome
 
     def result(self) -> tuple[Bucket, RemoteState]:
         """The manifest is decoded here, in the caller's thread, once it has nothing else to do: in the
         hearing thread it would take turns with a scan for the interpreter lock, and slow both."""
         name, found = _told(self._said[0].result())
         manifest = manifest_from(found, name, self._prefix)
-        listed: _Listed = _told(self._said[1].result())
+        listed: helper.Listing = _told(self._said[1].result())
         listing: dict[str, Stored] = {r: record for r, record in manifest.records.items() if r not in listed.unlisted}
         listing.update((sys.intern(relpath), entry) for relpath, entry in listed.unlike.items())
-        return LateBucket(self._make_bucket, name, listed.retries), RemoteState(listing, manifest)
+        return ChildBucket(name, self.ask), RemoteState(listing, manifest)
+
+    def close(self) -> None:
+        """The publish is done with the bucket: the child ends when it reads that, and is reaped, so that its
+        time and memory count as the publish's."""
+        with contextlib.suppress(OSError):
+            self._requests.close()
+        if not self._said[1].done():  # still reading, for a publish that failed first: nobody waits for it
+            self._kill()
+        self._hearing.join(timeout=CHILD_ENDS_S)
+        if self._hearing.is_alive():
+            self._kill()
 
     def cancel(self) -> None:
         """For a read whose settings changed before the publish: stop it and reap it."""
@@ -159,125 +237,61 @@ class ChildRead:
         self._said[1].exception()
 
 
-@dataclass(frozen=True)
-class _Failed:
-    """The child's failure, worded for the user."""
-
-    exit_code: int
-    message: str
+def _lines(stream: IO[bytes]) -> Iterator[str]:
+    with stream:
+        yield from (line.decode(errors="replace").strip() for line in stream if line.strip())
 
 
-@dataclass(frozen=True)
-class _Listed:
-    """The listing, as little as says it all: the parent builds it from the manifest it decoded."""
-
-    unlike: dict[str, Listed]  # by relative path, the listed objects no record stands for
-    unlisted: frozenset[str]  # recorded paths the listing does not have
-    retries: int
+def _ended(code: int) -> str:
+    return f"it was killed (signal {-code})" if code < 0 else f"it ended with exit code {code}"
 
 
 def _told(answer: Any) -> Any:
     """An answer of the child's; its failure raised as the error it was."""
-    if not isinstance(answer, _Failed):
-        return answer
-    if answer.exit_code == SettingsError.exit_code:
-        raise SettingsError(answer.message)
-    raise PublishError(answer.message)
+    if isinstance(answer, helper.Failed):
+        raise answer.error()
+    return answer
 
 
-def _let_go_of_the_terminal() -> None:
-    """A forked child holds no copy of the parent's standard streams: whoever reads the parent's output
-    (a pipe, `| tee`, a CI step) would otherwise wait for the child's read to end, after a failed
-    publish too. It says everything through its pipe."""
-    nothing = os.open(os.devnull, os.O_RDWR)
-    for stream in (0, 1, 2):
-        os.dup2(nothing, stream)
-    os.close(nothing)
+class ChildBucket:
+    """The bucket the child process resolved and read, asked through its pipes (`ChildRead.ask`)."""
 
-
-def _answer(settings: Settings, to_parent: BinaryIO) -> None:
-    """The child's side: (bucket name, manifest object) at once, then `_Listed`; or `_Failed`.
-
-    The manifest goes as the bytes read: the parent decodes it, so no object
-    of it is pickled and rebuilt. Ctrl-C at the terminal is for the parent.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def tell(answer: object) -> None:
-        pickle.dump(answer, to_parent, protocol=pickle.HIGHEST_PROTOCOL)
-        to_parent.flush()
-
-    try:
-        from .bucket import S3Bucket
-
-        bucket = S3Bucket(settings)
-        found = bucket.get(settings.prefix + MANIFEST_NAME)
-        tell((bucket.name, found))
-        manifest = manifest_from(found, bucket.name, settings.prefix, with_sha256=False)  # checked, not kept
-        listing = checked_in_ranges(bucket, settings.prefix, manifest, settings.workers)
-        unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
-        unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
-        tell(_Listed(unlike, unlisted, bucket.retries))
-    except PublishError as error:
-        tell(_Failed(error.exit_code, str(error)))
-    except Exception as error:  # one line, as every failure is; not a traceback on the build's terminal
-        tell(_Failed(PublishError.exit_code, f"{HELPER_FAILED}: {type(error).__name__}: {error}"))
-
-
-def answer_parent() -> None:
-    """A spawned child's entry: settings in on stdin, the answer out on stdout."""
-    _answer(pickle.loads(sys.stdin.buffer.read()), sys.stdout.buffer)
-
-
-class LateBucket:
-    """A bucket made on first use, after a read done elsewhere; its retries count the read's too.
-
-    Made once under a lock: the first use may come from every worker of a pool at
-    once (the HEADs of adopted objects), and each would otherwise resolve its own.
-    """
-
-    def __init__(self, make_bucket: Callable[[], Bucket], name: str, read_retries: int) -> None:
-        self._make_bucket = make_bucket
-        self._made: Bucket | None = None
-        self._making = threading.Lock()
-        self._read_retries = read_retries
+    def __init__(self, name: str, ask: Callable[..., Any]) -> None:
         self.name = name
-
-    @property
-    def _bucket(self) -> Bucket:
-        with self._making:
-            if self._made is None:
-                self._made = self._make_bucket()
-            return self._made
+        self._ask = ask
 
     def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
-        return self._bucket.know(known, prefix)
+        return self._ask("know", known, prefix)  # type: ignore[no-any-return]
 
     @property
     def capabilities(self) -> Capabilities:
-        return self._bucket.capabilities
+        return self._ask("capabilities")  # type: ignore[no-any-return]
 
     @property
     def retries(self) -> int:
-        return self._read_retries + (self._made.retries if self._made is not None else 0)
+        return self._ask("retries")  # type: ignore[no-any-return]
 
     def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
-        return self._bucket.list_objects(prefix, exact, within)
+        return self._ask("list_objects", prefix, exact, within)  # type: ignore[no-any-return]
+
+    def list_folders(self, prefix: str, exact: bool = False) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        return self._ask("list_folders", prefix, exact)  # type: ignore[no-any-return]
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        return self._bucket.get(key)
+        return self._ask("get", key)  # type: ignore[no-any-return]
 
     def head(self, key: str) -> Head | None:
-        return self._bucket.head(key)
+        return self._ask("head", key)  # type: ignore[no-any-return]
 
     def put(self, key: str, body: bytes | Path, headers: Headers, how: Write = PLAIN) -> str:
-        return self._bucket.put(key, body, headers, how)
+        sent = replace(how, progress=None)  # told back through the pipe
+        return self._ask("put", key, body, headers, sent, progress=how.progress)  # type: ignore[no-any-return]
 
     def copy(self, key: str, headers: Headers, version: str | None = None) -> str:
-        return self._bucket.copy(key, headers, version)
+        return self._ask("copy", key, headers, version)  # type: ignore[no-any-return]
 
     def versions(self, prefix: str) -> dict[str, list[Version]] | None:
-        return self._bucket.versions(prefix)
+        return self._ask("versions", prefix)  # type: ignore[no-any-return]
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
-        return self._bucket.delete(keys)
+        return self._ask("delete", keys)  # type: ignore[no-any-return]

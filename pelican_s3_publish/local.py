@@ -27,7 +27,7 @@ from typing import NamedTuple, TypeVar
 
 from . import content_types
 from .errors import RefusedError, SettingsError
-from .globs import first_match
+from .globs import compiled
 
 READ_BLOCK = 1024 * 1024
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
@@ -217,8 +217,9 @@ def scan(
     found = []
     non_ascii: dict[str, str] = {}  # by key: the only names that can have two Unicode forms
     buffer = bytearray(READ_BLOCK)
+    excluded = compiled(exclude).first
     for relpath, path in _walk(root, str(root), frozenset({root})):
-        if relpath in reserved or first_match(exclude, relpath):
+        if relpath in reserved or excluded(relpath):
             continue
         _check_name(relpath, root)
         if not relpath.isascii():

@@ -68,7 +68,7 @@ def start_read(settings: Settings) -> ThreadRead:
 def start_read_in_child(settings: Settings, fork: bool = False) -> ChildRead:
     """Resolve and read the bucket in a child process, beside a build or a scan that holds the interpreter
     lock; `fork` only before any thread of this process starts."""
-    return ChildRead(settings, _bucket_maker(settings), fork)
+    return ChildRead(settings, fork)
 
 
 @dataclass(frozen=True)
@@ -324,10 +324,14 @@ def publish(
     that moved leaves a redirect behind; the command line, which runs no generators, has none.
     """
     started = time.monotonic()
+    remote = remote or start_read(settings)
     with on_signals() as stop, tempfile.TemporaryDirectory(prefix="s3-publish-") as scratch:
-        bucket, plan, state = prepare(settings, output_dir, remote or start_read(settings), scratch, sources)
-        stop.check("nothing was written; the bucket is as it was")
-        return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+        try:
+            bucket, plan, state = prepare(settings, output_dir, remote, scratch, sources)
+            stop.check("nothing was written; the bucket is as it was")
+            return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+        finally:
+            remote.close()
 
 
 def past_publishes(settings: Settings) -> list[history.Entry]:

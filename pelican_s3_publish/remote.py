@@ -5,6 +5,7 @@ Where the read runs, so that it overlaps with other work, is `early_read`'s busi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,6 +16,7 @@ from .headers import Headers
 from .local import object_key
 from .manifest import (
     MANIFEST_NAME,
+    Listed,
     Manifest,
     RemoteState,
     Stored,
@@ -55,7 +57,7 @@ def manifest_from(found: tuple[bytes, str] | None, bucket_name: str, prefix: str
 def fetch(bucket: Bucket, prefix: str, workers: int = 1) -> RemoteState:
     """The manifest, then the listing checked against it."""
     manifest = read_manifest(bucket, prefix)
-    return RemoteState(checked_in_ranges(bucket, prefix, manifest, workers), manifest)
+    return RemoteState(checked_in_parts(bucket, prefix, manifest, workers), manifest)
 
 
 # Ranges listed at once, at most: more gained nothing for 100,000 keys on loopback (16 ranges 2.35 s,
@@ -63,27 +65,41 @@ def fetch(bucket: Bucket, prefix: str, workers: int = 1) -> RemoteState:
 RANGES = 8
 
 
-def checked_in_ranges(bucket: Bucket, prefix: str, manifest: Manifest, workers: int) -> dict[str, Stored]:
-    """The listing in ranges cut at the manifest's keys, at most `workers` (and `RANGES`) at once, each
-    checked as it comes.
+def checked_in_parts(bucket: Bucket, prefix: str, manifest: Manifest, workers: int) -> dict[str, Stored]:
+    """The listing in parts listed side by side, at most `workers` (and `RANGES`) at once, each checked as
+    it comes.
 
     One stream of pages is one round trip after another (100 for 100,000
-    keys); ranges listed side by side take a few. Without a manifest, one stream.
+    keys). Where the probe saw S3's order, the parts are ranges cut at the
+    manifest's keys; elsewhere, once the manifest holds more than a page, the
+    folders under the prefix (a union of prefixes is exact in any order).
     """
     exact = any(key.endswith("/") for key in (*manifest.records, *manifest.in_flight))  # folder keys: list exactly
-    known = Capabilities.from_json(manifest.store)
-    ordered = known is not None and known.where == bucket.capabilities.where and known.ordered_listing
-    at_most = min(workers, RANGES) if ordered else 1  # ranges only where the probe saw S3's order
-    ranges = key_ranges(sorted(object_key(prefix, relpath) for relpath in manifest.records), at_most)
 
-    def listed(within: KeyRange) -> dict[str, Stored]:
-        return checked_listing(bucket.list_objects(prefix, exact, within), prefix, manifest.records)
+    def checked(listed: dict[str, Listed]) -> dict[str, Stored]:
+        return checked_listing(listed, prefix, manifest.records)
 
+    at_most = max(1, min(workers, RANGES))
     listing: dict[str, Stored] = {}
-    with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
-        for part in pool.map(listed, ranges):
+    if _lists_in_order(bucket, manifest):
+        keys = sorted(object_key(prefix, relpath) for relpath in manifest.records)
+        parts = [functools.partial(bucket.list_objects, prefix, exact, within) for within in key_ranges(keys, at_most)]
+    elif at_most > 1 and len(manifest.records) > LISTING_PAGE:  # one folder at a time: more requests, no gain
+        top, folders = bucket.list_folders(prefix, exact)
+        listing = checked(top)
+        parts = [functools.partial(bucket.list_objects, folder, exact) for folder in folders]
+    else:
+        parts = [functools.partial(bucket.list_objects, prefix, exact)]
+    with ThreadPoolExecutor(max_workers=min(len(parts) or 1, at_most)) as pool:
+        for part in pool.map(lambda list_part: checked(list_part()), parts):
             listing.update(part)
     return listing
+
+
+def _lists_in_order(bucket: Bucket, manifest: Manifest) -> bool:
+    """The probe saw this store list in S3's order (StartAfter meaning every greater key)."""
+    known = Capabilities.from_json(manifest.store)
+    return known is not None and known.where == bucket.capabilities.where and known.ordered_listing
 
 
 def key_ranges(keys: Sequence[str], at_most: int) -> list[KeyRange]:

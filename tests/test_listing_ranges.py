@@ -1,10 +1,11 @@
-"""The listing in ranges: whatever the keys, the ranges listed side by side hold exactly what one
+"""The listing in parts: whatever the keys, the ranges or folders listed side by side hold exactly what one
 serial listing holds, each key once (issue 21)."""
 
 from __future__ import annotations
 
 import itertools
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from devtools import seaweed
 from pelican_s3_publish import remote
-from pelican_s3_publish.bucket import EVERY_KEY, Bucket, KeyRange, MemoryBucket, S3Bucket
+from pelican_s3_publish.bucket import EVERY_KEY, Bucket, Capabilities, KeyRange, MemoryBucket, S3Bucket
 from pelican_s3_publish.manifest import MANIFEST_NAME, RESERVED_NAMES, Manifest, Record, checked_listing
 from pelican_s3_publish.settings import Settings, from_pelican
 from tests.conftest import MotoServer, s3_client
@@ -51,35 +52,54 @@ def _stock(bucket: MemoryBucket | S3Bucket, prefix: str, data: st.DataObject, na
     return Manifest(records, in_flight=in_flight, store=bucket.know(None, prefix).to_json())
 
 
-def _assert_ranges_list_like_one_stream(bucket: Bucket, prefix: str, manifest: Manifest) -> None:
+def _assert_parts_list_like_one_stream(bucket: Bucket, prefix: str, manifest: Manifest) -> None:
     exact = any(key.endswith("/") for key in (*manifest.records, *manifest.in_flight))
-    ranged = remote.checked_in_ranges(bucket, prefix, manifest, workers=5)
+    parted = remote.checked_in_parts(bucket, prefix, manifest, workers=5)
     serial = _serial(bucket, prefix, manifest, exact)
-    assert ranged == serial
-    ordered = manifest.store is not None and manifest.store["ordered_listing"]
-    ranges = remote.key_ranges(sorted(prefix + relpath for relpath in manifest.records), 5 if ordered else 1)
-    listed = [len(bucket.list_objects(prefix, exact, within)) for within in ranges]
-    assert sum(listed) == len(bucket.list_objects(prefix, exact, EVERY_KEY))  # no key in two ranges
+    assert parted == serial
     every = {key[len(prefix) :] for key in bucket.list_objects(prefix, exact, EVERY_KEY)} - {MANIFEST_NAME}
-    assert set(ranged) == every - set(RESERVED_NAMES)
+    assert set(parted) == every - set(RESERVED_NAMES)
+    assert sum(map(len, _parts(bucket, prefix, manifest, exact))) == len(
+        bucket.list_objects(prefix, exact)
+    )  # none twice
+
+
+def _parts(bucket: Bucket, prefix: str, manifest: Manifest, exact: bool) -> list[dict[str, Any]]:
+    """Each part's listing, as `checked_in_parts` cuts them: ranges in S3's order, else folders."""
+    if manifest.store is not None and manifest.store["ordered_listing"]:
+        ranges = remote.key_ranges(sorted(prefix + relpath for relpath in manifest.records), 5)
+        return [bucket.list_objects(prefix, exact, within) for within in ranges]
+    top, folders = bucket.list_folders(prefix, exact)
+    assert all(folder.startswith(prefix) and folder.endswith("/") for folder in folders)
+    return [top, *(bucket.list_objects(folder, exact) for folder in folders)]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.data(), PREFIX, st.integers(1, 9))
-def test_ranges_cut_at_the_manifest_list_what_one_stream_lists(data: st.DataObject, prefix: str, page: int) -> None:
-    """In memory, with a listing page of `page` keys so that a few keys make many ranges."""
+@given(st.data(), PREFIX, st.integers(1, 9), st.booleans())
+def test_parts_list_what_one_stream_lists(data: st.DataObject, prefix: str, page: int, ordered: bool) -> None:
+    """In memory, with a listing page of `page` keys so that a few keys make many parts; ranges where the
+    store lists in S3's order, folders where it does not."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(remote, "LISTING_PAGE", page)
         bucket = MemoryBucket()
+        bucket.capabilities = Capabilities("memory", ordered_listing=ordered)
         manifest = _stock(bucket, prefix, data)
-        _assert_ranges_list_like_one_stream(bucket, prefix, manifest)
-        listings: list[KeyRange] = []
-        listing = bucket.list_objects
-        patch.setattr(bucket, "list_objects", lambda *given: listings.append(given[2]) or listing(*given))
-        remote.checked_in_ranges(bucket, prefix, manifest, workers=5)
+        _assert_parts_list_like_one_stream(bucket, prefix, manifest)
+        exact = any(key.endswith("/") for key in (*manifest.records, *manifest.in_flight))
+        listings: list[tuple[Any, ...]] = []
+        listing, folders = bucket.list_objects, bucket.list_folders
+        patch.setattr(bucket, "list_objects", lambda *given: listings.append(given) or listing(*given))
+        patch.setattr(bucket, "list_folders", lambda *given: listings.append(given) or folders(*given))
+        remote.checked_in_parts(bucket, prefix, manifest, workers=5)
         keys = sorted(prefix + relpath for relpath in manifest.records)
-        assert sorted(listings, key=str) == sorted(remote.key_ranges(keys, 5), key=str)  # each range listed once
-        assert len(listings) == max(1, min(5, -(-len(keys) // page))) or not all(map(remote._plain, keys))
+        if ordered:  # each range listed once
+            expected = [(prefix, exact, within) for within in remote.key_ranges(keys, 5)]
+            assert len(listings) == max(1, min(5, -(-len(keys) // page))) or not all(map(remote._plain, keys))
+        elif len(keys) > page:  # the folders, each listed once
+            expected = [(prefix, exact), *((folder, exact) for folder in folders(prefix, exact)[1])]
+        else:
+            expected = [(prefix, exact)]
+        assert sorted(listings, key=str) == sorted(expected, key=str)
 
 
 @given(st.lists(st.text(alphabet="ab/.é", max_size=5), max_size=60), st.integers(1, 9))
@@ -100,7 +120,7 @@ def _s3_bucket(endpoint_url: str, prefix: str) -> S3Bucket:
     return S3Bucket(chosen)
 
 
-@pytest.mark.parametrize("store", ["seaweedfs", "moto"])
+@pytest.mark.parametrize("store", ["seaweedfs", "moto", "moto listed by folders"])
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), prefix=st.sampled_from(["", "a b/é/"]))
 def test_ranges_on_real_stores_list_what_one_stream_lists(
@@ -112,15 +132,17 @@ def test_ranges_on_real_stores_list_what_one_stream_lists(
 ) -> None:
     """StartAfter and the stop at a range's end, as obstore and boto3 send them to moto, which lists as
     S3 does (and keeps keys that end in '/', which boto3 lists); SeaweedFS lists folder by folder, which
-    the probe finds, so its listing is one stream."""
+    the probe finds, so its listing is cut into folders (delimiter listings, also asked of moto)."""
     endpoint = s3_server.endpoint_url if store == "seaweedfs" else moto_server.endpoint_url
     names = NAME.filter(lambda s: not s.endswith("/")) if store == "seaweedfs" else NAME
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(remote, "LISTING_PAGE", 2)
         bucket = _s3_bucket(endpoint, prefix)
         manifest = _stock(bucket, prefix, data, names)
-        assert manifest.store is not None and manifest.store["ordered_listing"] == (store == "moto")
-        _assert_ranges_list_like_one_stream(bucket, prefix, manifest)
+        assert manifest.store is not None and manifest.store["ordered_listing"] == store.startswith("moto")
+        if store == "moto listed by folders":
+            manifest = replace(manifest, store={**manifest.store, "ordered_listing": False})
+        _assert_parts_list_like_one_stream(bucket, prefix, manifest)
 
 
 def test_a_range_stops_at_its_end_and_starts_after_its_start(moto_server: MotoServer) -> None:

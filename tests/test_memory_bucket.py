@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import gzip
 import re
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from pelican_s3_publish.bucket import MemoryBucket
-from pelican_s3_publish.early_read import LateBucket, ThreadRead
+from pelican_s3_publish.early_read import ThreadRead
 from pelican_s3_publish.errors import PublishError
 from pelican_s3_publish.manifest import MANIFEST_NAME
 from pelican_s3_publish.publish import publish
@@ -77,23 +75,6 @@ def test_a_redirect_goes_up_after_the_page_it_points_at(tmp_path: Path) -> None:
 
     order = [key for operation, key in bucket.writes if operation == "put"]
     assert order.index("renamed.html") < order.index("old.html")
-
-
-def test_the_bucket_after_a_read_elsewhere_is_made_once_when_every_worker_first_needs_it() -> None:
-    """Objects another tool put there are HEADed from every worker at once: each made a bucket of its own
-    (botocore's resolution each time: 8 s to adopt 33 files) until the bucket was made under a lock."""
-    made: list[MemoryBucket] = []
-
-    def make() -> MemoryBucket:
-        time.sleep(0.05)  # as long as a resolution takes, or longer
-        made.append(MemoryBucket())
-        return made[-1]
-
-    late = LateBucket(make, "site", read_retries=0)
-    with ThreadPoolExecutor(max_workers=16) as workers:
-        heads = list(workers.map(late.head, [f"page-{number}.html" for number in range(33)]))
-
-    assert heads == [None] * 33 and len(made) == 1
 
 
 def test_a_second_publish_writes_nothing(tmp_path: Path) -> None:

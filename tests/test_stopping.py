@@ -152,6 +152,39 @@ def test_a_second_ctrl_c_exits_at_once_even_with_requests_stuck(site: Site, buck
     assert "stopped at once" in output
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def test_the_helper_process_killed_midway_is_one_line_and_leaves_a_true_manifest(site: Site, bucket: Bucket) -> None:
+    """The child that reads and writes the bucket, gone (the OOM killer, a stray kill): the publish says so
+    in one line, having recorded nothing untrue, and the next publish finishes the job."""
+    _slow_site(site, bucket)
+    site.build_only()
+    site.write_settings()
+    running = subprocess.Popen(
+        [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py"],
+        cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(bucket.proxy.put_bodies()) < 8 and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (helper,) = _children(running.pid)
+    os.kill(helper, signal.SIGKILL)
+    output, _ = running.communicate(timeout=60)
+
+    assert running.returncode == 1, output
+    assert "Traceback" not in output
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .endswith("the helper process that reads and writes the bucket failed: it was killed (signal 9)")
+    ), output
+    recorded = set(_manifest_is_true(bucket))
+    assert len(recorded) < FILES
+    _next_publish_sends_only_what_is_missing(site, bucket, recorded)
+
+
 def _on_a_terminal(command: list[str], site: Site, bucket: Bucket) -> tuple[list[str], bytes]:
     """Run `command` on a pseudo-terminal 160 columns wide, Ctrl-C once the progress bar is drawn and
     8 files landed; the lines a user sees at the end (scrollback included), and what was drawn."""

@@ -6,15 +6,18 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pelican_s3_publish import etags
 from pelican_s3_publish.errors import PublishError, RefusedError, SettingsError
-from pelican_s3_publish.globs import matches
+from pelican_s3_publish.globs import first_match, matches
 from pelican_s3_publish.local import LocalFile, identify, scan
 from pelican_s3_publish.manifest import (
     COMPRESSED_BLOCK,
@@ -55,6 +58,18 @@ HTML = (("content-type", "text/html; charset=utf-8"),)
 )
 def test_globs(pattern: str, relpath: str, expected: bool) -> None:
     assert matches(pattern, relpath) is expected
+
+
+GLOB = st.text(alphabet="ab.*?/[!^]", min_size=1, max_size=6).filter(lambda p: not re.search(r"\[[^]]*/", p))
+
+
+@settings(max_examples=1000)
+@given(st.lists(GLOB, min_size=1, max_size=6), st.text(alphabet="ab./^", min_size=1, max_size=10))
+def test_a_settings_patterns_answer_as_each_pattern_in_turn_would(patterns: list[str], relpath: str) -> None:
+    """Patterns matched by what each can see (name, folders, path) give the first that matches, as trying
+    them one by one against the whole path does."""
+    expected = next((pattern for pattern in patterns if matches(pattern, relpath)), None)
+    assert first_match(tuple(patterns), relpath) == expected
 
 
 def test_default_excludes_keep_well_known_and_drop_junk(tmp_path: Path) -> None:

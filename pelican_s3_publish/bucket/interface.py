@@ -91,6 +91,11 @@ class Bucket(Protocol):
         as they are (slower)."""
         ...
 
+    def list_folders(self, prefix: str, exact: bool = False) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        """The objects right under the prefix, and its folders (prefixes that end in '/'): listing each folder
+        besides lists every object under the prefix once, in whatever order the store lists."""
+        ...
+
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when there is none."""
         ...

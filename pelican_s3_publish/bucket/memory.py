@@ -40,6 +40,14 @@ class MemoryBucket:
         return self.capabilities
 
     def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
+        return self._listed(prefix, within)
+
+    def list_folders(self, prefix: str, exact: bool = False) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        listed = self._listed(prefix, EVERY_KEY)
+        folders = {key[: key.index("/", len(prefix)) + 1] for key in listed if "/" in key[len(prefix) :]}
+        return {k: v for k, v in listed.items() if "/" not in k[len(prefix) :]}, tuple(sorted(folders))
+
+    def _listed(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         with self._lock:
             return {
                 k: Listed(len(v.body), v.etag)

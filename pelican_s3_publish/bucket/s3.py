@@ -87,6 +87,14 @@ def _up_to_the_end(listed: Iterable[tuple[str, Listed]], within: KeyRange) -> di
     return found
 
 
+def _listed_by_obstore(item: Mapping[str, Any]) -> tuple[str, Listed]:
+    return item["path"], Listed(item["size"], normalise(item["e_tag"] or ""))
+
+
+def _listed_by_boto3(item: Mapping[str, Any]) -> tuple[str, Listed]:
+    return item["Key"], Listed(item["Size"], normalise(item["ETag"]))
+
+
 def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
@@ -197,20 +205,38 @@ class S3Bucket:
         import obstore
 
         batches = obstore.list(self._store, prefix=prefix or None, offset=within.after, chunk_size=LISTING_PAGE)
-        listed = (
-            (item["path"], Listed(item["size"], normalise(item["e_tag"] or ""))) for batch in batches for item in batch
-        )
+        listed = (_listed_by_obstore(item) for batch in batches for item in batch)
         return _up_to_the_end(listed, within)
 
     def _list_with_boto3(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         start = {"StartAfter": within.after} if within.after is not None else {}
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **start)
-        listed = (
-            (item["Key"], Listed(item["Size"], normalise(item["ETag"])))
-            for page in pages
-            for item in page.get("Contents", [])
-        )
+        listed = (_listed_by_boto3(item) for page in pages for item in page.get("Contents", []))
         return _up_to_the_end(listed, within)
+
+    def list_folders(self, prefix: str, exact: bool = False) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        folders: tuple[dict[str, Listed], tuple[str, ...]]
+        if exact or self._settings.strip_index_html:
+            folders = self._boto3_call("ListObjectsV2", None, functools.partial(self._folders_with_boto3, prefix))
+        else:
+            folders = self.call("ListObjectsV2", None, functools.partial(self._folders_with_obstore, prefix))
+        return folders
+
+    def _folders_with_obstore(self, prefix: str) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        import obstore
+
+        found = obstore.list_with_delimiter(self._store, prefix or None)
+        objects = dict(map(_listed_by_obstore, found["objects"]))
+        return objects, tuple(folder + "/" for folder in found["common_prefixes"])  # obstore's paths lose the '/'
+
+    def _folders_with_boto3(self, prefix: str) -> tuple[dict[str, Listed], tuple[str, ...]]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, Delimiter="/")
+        objects: dict[str, Listed] = {}
+        folders: list[str] = []
+        for page in pages:
+            objects.update(map(_listed_by_boto3, page.get("Contents", [])))
+            folders += (common["Prefix"] for common in page.get("CommonPrefixes", []))
+        return objects, tuple(folders)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         import obstore

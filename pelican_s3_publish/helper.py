@@ -1,0 +1,135 @@
+"""The helper process's side: it resolves the bucket, reads it, then carries out the parent's requests.
+
+What it says goes through a pipe, pickled: the manifest object, then the
+listing (`Listed`), or a `Failed`; then, for each request (number,
+operation, arguments, progress wanted), the bytes a write has sent so far
+(number, None, bytes) and its answer (number, True, value) or failure
+(number, False, `Failed` or `WriteConflict`). `early_read.ChildRead` is the
+parent's side.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO
+
+from .bucket import Bucket, WriteConflict
+from .errors import PublishError, RefusedError, SettingsError
+from .manifest import MANIFEST_NAME, Listed
+from .remote import checked_in_parts, manifest_from
+from .settings import Settings
+
+HELPER_FAILED = "the helper process that reads and writes the bucket failed"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The child's failure, worded for the user."""
+
+    exit_code: int
+    message: str
+
+    def error(self) -> PublishError:
+        """Raised in the parent as the child raised it: the same words and exit code."""
+        kind = {SettingsError.exit_code: SettingsError, RefusedError.exit_code: RefusedError}.get(self.exit_code)
+        error = (kind or PublishError)(self.message)
+        error.exit_code = self.exit_code
+        return error
+
+
+def failed(error: Exception) -> Failed:
+    """A failure of the user's as it was said; anything else in the one line every failure is."""
+    if isinstance(error, PublishError):
+        return Failed(error.exit_code, str(error))
+    return Failed(PublishError.exit_code, f"{HELPER_FAILED}: {type(error).__name__}: {error}")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The listing, as little as says it all: the parent builds it from the manifest it decoded."""
+
+    unlike: dict[str, Listed]  # by relative path, the listed objects no record stands for
+    unlisted: frozenset[str]  # recorded paths the listing does not have
+    retries: int
+
+
+def let_go_of_the_terminal() -> None:
+    """A forked child holds no copy of the parent's standard streams: whoever reads the parent's output
+    (a pipe, `| tee`, a CI step) would otherwise wait for the child to end, after a failed publish too.
+    It says everything through its pipe."""
+    nothing = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(nothing, stream)
+    os.close(nothing)
+
+
+def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
+    """(bucket name, manifest object) at once, then `Listing`; or `Failed`. Then the parent's requests,
+    until it is done.
+
+    The manifest goes as the bytes read: the parent decodes it, so no object
+    of it is pickled and rebuilt. Ctrl-C at the terminal is for the parent.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    telling = threading.Lock()
+
+    def tell(said: object) -> None:
+        with telling:
+            pickle.dump(said, to_parent, protocol=pickle.HIGHEST_PROTOCOL)
+            to_parent.flush()
+
+    try:
+        from .bucket import S3Bucket
+
+        bucket = S3Bucket(settings)
+        found = bucket.get(settings.prefix + MANIFEST_NAME)
+        tell((bucket.name, found))
+        manifest = manifest_from(found, bucket.name, settings.prefix, with_sha256=False)  # checked, not kept
+        listing = checked_in_parts(bucket, settings.prefix, manifest, settings.workers)
+        unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
+        unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
+        tell(Listing(unlike, unlisted, bucket.retries))
+    except Exception as error:  # one line, as every failure is; not a traceback on the build's terminal
+        tell(failed(error))
+        return
+    del found, manifest, listing, unlike, unlisted
+    serve(bucket, requests, tell, settings.workers)
+
+
+def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], workers: int) -> None:
+    """Each request carried out beside the others, as the parent's workers each wait for their own.
+
+    A closed pipe ends the child, whatever is in flight: the parent is done,
+    or gone, and a write it will never hear of is one it never made.
+    """
+
+    def carry_out(number: int, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
+        if progress:  # a write, whose last argument says how: told as it goes
+            arguments = (*arguments[:-1], replace(arguments[-1], progress=lambda sent: tell((number, None, sent))))
+        try:
+            outcome = getattr(bucket, operation)
+            tell((number, True, outcome(*arguments) if callable(outcome) else outcome))
+        except WriteConflict as conflict:  # not a failure: the parent decides what it means
+            tell((number, False, conflict))
+        except Exception as error:
+            tell((number, False, failed(error)))
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    while True:
+        try:
+            request = pickle.load(requests)
+        except (EOFError, pickle.UnpicklingError, OSError):
+            os._exit(0)
+        pool.submit(carry_out, *request)
+
+
+def answer_parent() -> None:
+    """A new interpreter's entry: settings in on stdin, then the requests; the answers out on stdout."""
+    answer(pickle.load(sys.stdin.buffer), sys.stdout.buffer, sys.stdin.buffer)
