@@ -75,9 +75,13 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
     until it is done.
 
     The manifest goes as the bytes read: the parent decodes it, so no object
-    of it is pickled and rebuilt. Ctrl-C at the terminal is for the parent.
+    of it is pickled and rebuilt. Ctrl-C at the terminal, and a SIGTERM sent
+    to the whole process group (as CI runners stop a job), are for the
+    parent: it stops, then still needs the child to record what landed. The
+    child ends when the parent does, whatever ended it.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stopping, signal.SIG_IGN)
     telling = threading.Lock()
 
     def tell(said: object) -> None:

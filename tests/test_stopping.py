@@ -39,17 +39,24 @@ def _slow_site(site: Site, bucket: Bucket) -> None:
     bucket.proxy.latency_s = 0.1
 
 
-def _interrupt(command: list[str], site: Site, bucket: Bucket, *signals: int) -> tuple[int, str, float]:
-    """Start `command`, send `signals` once 8 files landed; its exit code, output and seconds to stop."""
+def _interrupt(
+    command: list[str], site: Site, bucket: Bucket, *signals: int, to_group: bool = False
+) -> tuple[int, str, float]:
+    """Start `command`, send `signals` once 8 files landed, to it or to its whole process group; its exit
+    code, output and seconds to stop."""
     running = subprocess.Popen(
-        command, cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ)
-    )
+        command, cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
+        start_new_session=to_group,
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while len(bucket.proxy.put_bodies()) < 8 and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     asked = time.monotonic()
     for number in signals:
-        running.send_signal(number)
+        if to_group:
+            os.killpg(running.pid, number)
+        else:
+            running.send_signal(number)
         time.sleep(0.2)
     output, _ = running.communicate(timeout=60)
     return running.returncode, output, time.monotonic() - asked
@@ -78,16 +85,22 @@ def _next_publish_sends_only_what_is_missing(site: Site, bucket: Bucket, recorde
     assert bucket.site_keys() == set(md5_tree(site.output))
 
 
-@pytest.mark.parametrize(("number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("number", "code", "to_group"),
+    [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGTERM, 143, True)],
+    ids=["SIGINT", "SIGTERM", "SIGTERM to the process group"],
+)
 def test_a_signal_stops_the_command_line_soon_and_records_what_landed(
-    site: Site, bucket: Bucket, number: int, code: int
+    site: Site, bucket: Bucket, number: int, code: int, to_group: bool
 ) -> None:
+    """The helper process that writes is in the command's process group: a signal to the group (a CI
+    runner stopping a job) leaves it to the command, which still records what landed through it."""
     _slow_site(site, bucket)
     site.build_only()
     site.write_settings()
 
     exit_code, output, took = _interrupt(
-        [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py"], site, bucket, number
+        [sys.executable, "-m", "pelican_s3_publish", "-s", "pelicanconf.py"], site, bucket, number, to_group=to_group
     )
 
     assert exit_code == code, output
