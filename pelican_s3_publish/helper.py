@@ -1,7 +1,7 @@
 """The helper process's side: it resolves the bucket, reads it, then carries out the parent's requests.
 
 What it says goes through a pipe, pickled: the manifest object, then the
-listing (`Listed`), or a `Failed`; then, for each request (number,
+listing (`Listing`), or a `Failed`; then, for each request (number,
 operation, arguments, progress wanted), the bytes a write has sent so far
 (number, None, bytes) and its answer (number, True, value) or failure
 (number, False, `Failed` or `WriteConflict`). `early_read.ChildRead` is the

@@ -16,6 +16,7 @@ import sys
 import termios
 import threading
 import time
+from pathlib import Path
 
 import pyte
 import pytest
@@ -166,7 +167,7 @@ def test_a_second_ctrl_c_exits_at_once_even_with_requests_stuck(site: Site, buck
 
 
 def _children(pid: int) -> list[int]:
-    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_the_helper_process_killed_midway_is_one_line_and_leaves_a_true_manifest(site: Site, bucket: Bucket) -> None:

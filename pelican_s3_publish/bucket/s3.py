@@ -196,10 +196,14 @@ class S3Bucket:
     # --- Reading ---
 
     def list_objects(self, prefix: str, exact: bool = False, within: KeyRange = EVERY_KEY) -> dict[str, Listed]:
-        if exact or self._settings.strip_index_html:  # obstore's paths cannot end in '/': boto3 lists them
+        if self._lists_with_boto3(exact):
             listing = functools.partial(self._list_with_boto3, prefix, within)
             return dict(self._boto3_call("ListObjectsV2", None, listing))
         return dict(self.call("ListObjectsV2", None, functools.partial(self._list_with_obstore, prefix, within)))
+
+    def _lists_with_boto3(self, exact: bool) -> bool:
+        """Keys that end in '/' may be there: obstore's paths cannot end in '/', boto3 lists them."""
+        return exact or self._settings.strip_index_html
 
     def _list_with_obstore(self, prefix: str, within: KeyRange) -> dict[str, Listed]:
         import obstore
@@ -216,7 +220,7 @@ class S3Bucket:
 
     def list_folders(self, prefix: str, exact: bool = False) -> tuple[dict[str, Listed], tuple[str, ...]]:
         folders: tuple[dict[str, Listed], tuple[str, ...]]
-        if exact or self._settings.strip_index_html:
+        if self._lists_with_boto3(exact):
             folders = self._boto3_call("ListObjectsV2", None, functools.partial(self._folders_with_boto3, prefix))
         else:
             folders = self.call("ListObjectsV2", None, functools.partial(self._folders_with_obstore, prefix))
