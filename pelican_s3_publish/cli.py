@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, log
+from .early_read import ChildRead
 from .errors import PublishError, SettingsError
 from .settings import from_pelican
 
@@ -167,7 +168,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = from_pelican(pelican_settings)
     if args.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
-    from .publish import past_publishes, publish, rollback, start_read_in_child
+    publishing = not (args.check or args.history or args.rollback is not None)
+    # Forked before the rest is imported (no thread has started yet): the child's path is what a no-op waits for.
+    remote = ChildRead(settings, fork=True) if publishing else None
+    from .publish import past_publishes, publish, rollback
 
     if args.check:
         from .check import check
@@ -183,11 +187,10 @@ def _run(args: argparse.Namespace) -> int:
         if not entries:
             log.info("no publishes on record in %s yet", settings.destination)
         return 0
-    if args.rollback is not None:
+    if remote is None:
         with _progress_bar(args.quiet) as bar:
             report = rollback(settings, args.rollback or None, bar)
     else:
-        remote = start_read_in_child(settings, fork=True)  # first: no thread has started yet
         with _progress_bar(args.quiet) as bar:
             report = publish(settings, pelican_settings["OUTPUT_PATH"], remote, bar)
     if args.dry_run and not args.json:

@@ -128,12 +128,12 @@ def on_initialized(pelican_obj: Any) -> None:
         return
     try:
         settings = from_pelican(settings_dict)
-        from .publish import start_read_in_child
+        from .early_read import ChildRead
 
         # Forked while the build runs no other thread (its console's spinner starts later): nothing to import
         # again. With threads, a new interpreter: a fork would copy locks other threads may hold.
         alone = threading.active_count() == 1
-        _early_reads[pelican_obj] = settings, start_read_in_child(settings, fork=alone)
+        _early_reads[pelican_obj] = settings, ChildRead(settings, fork=alone)
     except PublishError as error:
         _fail(error, autoreload=False)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from . import cdn, history, log, redirects
 from .bucket import Bucket, Capabilities
 from .cdn import Cdn, Invalidation
-from .early_read import BucketRead, ChildRead, ThreadRead
+from .early_read import BucketRead, ThreadRead
 from .errors import PublishError, RefusedError, SettingsError
 from .headers import Headers, desired
-from .local import LocalFile, fingerprinted, identify, key_of, name_of, object_key, scan
+from .local import Found, LocalFile, fingerprinted, identify, key_of, name_of, object_key, scan
 from .manifest import RESERVED_NAMES, Manifest, RemoteState
 from .plan import (
     Plan,
@@ -38,15 +38,33 @@ from .stopping import Interrupted, Stop, on_signals
 from .transfer import Outcome, Tally, Target, delete, send
 
 
-def _headers_function(settings: Settings, targets: dict[str, str]) -> Callable[[LocalFile], Headers]:
-    """Desired headers per file, sharing one tuple among files that agree; `targets`: the redirects'."""
+def _wanted_headers(settings: Settings, found: list[Found]) -> dict[str, Headers]:
+    """The headers the settings give each file, by relative path, one tuple shared among files that agree.
+
+    Worked out while the bucket is still being read: they depend on the
+    file's name and first bytes only, and a small site's publish waits for
+    the read, not for them.
+    """
     interned: dict[Headers, Headers] = {}
+    wanted = {}
+    for item in found:
+        headers = desired(name_of(item.relpath), item.head, settings)
+        wanted[item.relpath] = interned.setdefault(headers, headers)
+    return wanted
+
+
+def _headers_function(
+    settings: Settings, targets: dict[str, str], wanted: dict[str, Headers]
+) -> Callable[[LocalFile], Headers]:
+    """Desired headers per file: `wanted`'s, else worked out; `targets`: the redirects'."""
 
     def headers_of(file: LocalFile) -> Headers:
-        headers = desired(name_of(file.relpath), file.head, settings)
+        headers = wanted.get(file.relpath)
+        if headers is None:  # a redirect page, written after the scan
+            headers = desired(name_of(file.relpath), file.head, settings)
         if (target := targets.get(file.relpath)) is not None:
             headers = redirects.as_redirect(headers, target)
-        return interned.setdefault(headers, headers)
+        return headers
 
     return headers_of
 
@@ -65,17 +83,12 @@ def start_read(settings: Settings) -> ThreadRead:
     return ThreadRead(_bucket_maker(settings), settings.prefix, settings.workers)
 
 
-def start_read_in_child(settings: Settings, fork: bool = False) -> ChildRead:
-    """Resolve and read the bucket in a child process, beside a build or a scan that holds the interpreter
-    lock; `fork` only before any thread of this process starts."""
-    return ChildRead(settings, fork)
-
-
 @dataclass(frozen=True)
 class _Local:
     files: list[LocalFile]
     redirects: dict[str, str]  # every redirect object's target, by key: the automatic ones and the settings'
     moved: dict[str, str]  # of those, the automatic ones
+    wanted: dict[str, Headers]  # the headers the settings give the output's files
 
 
 def _local_and_remote(
@@ -86,6 +99,7 @@ def _local_and_remote(
     The redirect pages are written to `scratch` and published beside the output's files.
     """
     found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), settings.strip_index_html)
+    wanted = _wanted_headers(settings, found)
     bucket, state = remote.result()
     moved: dict[str, str] = {}
     if settings.redirects or state.manifest.moved or sources is not None:
@@ -98,7 +112,7 @@ def _local_and_remote(
     found += fingerprinted(redirects.write_pages(tuple(targets.items()), scratch))
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
-    return bucket, state, _Local(identify(found, on_record(state.manifest.records), hashers), targets, moved)
+    return bucket, state, _Local(identify(found, on_record(state.manifest.records), hashers), targets, moved, wanted)
 
 
 def _moved(settings: Settings, manifest: Manifest, sources: dict[str, str] | None, local: set[str]) -> dict[str, str]:
@@ -140,7 +154,7 @@ def prepare(
     plan = make_plan(
         files,
         state,
-        _headers_function(settings, local.redirects),
+        _headers_function(settings, local.redirects, local.wanted),
         delete=settings.delete,
         max_deletes=settings.max_deletes,
         verified=verified,

@@ -95,8 +95,10 @@ def test_parts_list_what_one_stream_lists(data: st.DataObject, prefix: str, page
         if ordered:  # each range listed once
             expected = [(prefix, exact, within) for within in remote.key_ranges(keys, 5)]
             assert len(listings) == max(1, min(5, -(-len(keys) // page))) or not all(map(remote._plain, keys))
-        elif len(keys) > page:  # the folders, each listed once
-            expected = [(prefix, exact), *((folder, exact) for folder in folders(prefix, exact)[1])]
+        elif len(keys) > page:  # the folders the manifest names and those found, each listed once
+            named = {prefix + relpath[: relpath.index("/") + 1] for relpath in manifest.records if "/" in relpath}
+            found = set(folders(prefix, exact)[1])
+            expected = [(prefix, exact), *((folder, exact) for folder in named | found)]
         else:
             expected = [(prefix, exact)]
         assert sorted(listings, key=str) == sorted(expected, key=str)
