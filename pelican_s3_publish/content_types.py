@@ -9,9 +9,9 @@ type, since Pelican writes UTF-8.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from functools import lru_cache
 
-from .globs import first_match
+from .globs import Patterns, compiled
 
 OCTET_STREAM = "application/octet-stream"
 ATOM = "application/atom+xml"
@@ -124,6 +124,7 @@ TEXTUAL = frozenset(
 )
 
 
+@lru_cache(maxsize=256)
 def with_charset(content_type: str) -> str:
     textual = content_type.startswith("text/") or content_type.endswith(("+xml", "+json")) or content_type in TEXTUAL
     return f"{content_type}; charset=utf-8" if textual else content_type
@@ -162,12 +163,20 @@ def _sniff(head: bytes) -> str:
     return OCTET_STREAM
 
 
-def _feed_type(relpath: str, atom_feeds: Iterable[str], rss_feeds: Iterable[str]) -> str | None:
-    if first_match(tuple(atom_feeds), relpath):
-        return ATOM
-    if first_match(tuple(rss_feeds), relpath):
-        return RSS
-    return None
+@lru_cache(maxsize=64)
+def _named_types(
+    overrides: tuple[tuple[str, str], ...], atom_feeds: tuple[str, ...], rss_feeds: tuple[str, ...]
+) -> tuple[Patterns, dict[str, tuple[str, bool]]]:
+    """The overrides' patterns, then the feeds', matched as one setting (one pass per file, not one per
+    pattern); for each pattern, the type it names and whether it is an override: the first pattern that
+    matches says which."""
+    named: dict[str, tuple[str, bool]] = {}
+    feeds = (*((p, ATOM) for p in atom_feeds), *((p, RSS) for p in rss_feeds))
+    for pattern, content_type in overrides:
+        named.setdefault(pattern, (content_type, True))
+    for pattern, content_type in feeds:
+        named.setdefault(pattern, (content_type, False))
+    return compiled(tuple(named)), named
 
 
 def detect(
@@ -187,11 +196,13 @@ def detect(
     gzipped = head.startswith(GZIP_MAGIC) and ext not in GZIP_ARCHIVES
     encoding = "gzip" if gzipped or ext == "svgz" else None
     plain_head = _inflate_head(head) if gzipped else head
-    override = next((t for pattern, t in overrides if first_match((pattern,), relpath)), None)
+    patterns, named = _named_types(overrides, atom_feeds, rss_feeds)
+    matched = patterns.first(relpath)
+    named_type, override = named[matched] if matched is not None else (None, False)
     content_type = (
-        override
+        (named_type if override else None)
         or WELL_KNOWN.get(relpath)
-        or _feed_type(relpath, atom_feeds, rss_feeds)
+        or named_type  # a feed's
         or ("image/svg+xml" if ext == "svgz" else None)
         or (BY_EXTENSION.get(ext) if ext != "xml" else None)
         or _sniff(plain_head)

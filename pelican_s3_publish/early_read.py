@@ -33,7 +33,7 @@ from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Vers
 from .bucket.interface import Progress
 from .errors import PublishError
 from .headers import Headers
-from .manifest import Listed, RemoteState, Stored
+from .manifest import Listed, Manifest, RemoteState, Stored
 from .remote import fetch, manifest_from
 from .settings import Settings
 
@@ -42,6 +42,10 @@ CAN_FORK = sys.platform == "linux"  # elsewhere a fork without exec is unsafe on
 
 
 class BucketRead(Protocol):
+    def manifest(self) -> Manifest:
+        """The manifest, once read: what a publish can work on before the listing comes."""
+        ...
+
     def result(self) -> tuple[Bucket, RemoteState]:
         """The bucket, resolved once for the whole publish, and what it held."""
         ...
@@ -65,6 +69,9 @@ class ThreadRead:
             self._answer.set_result((bucket, fetch(bucket, prefix, workers)))
         except Exception as error:
             self._answer.set_exception(error)
+
+    def manifest(self) -> Manifest:
+        return self.result()[1].manifest  # what reads in a thread waits for it at once
 
     def result(self) -> tuple[Bucket, RemoteState]:
         return self._answer.result()
@@ -92,6 +99,7 @@ class ChildRead:
         self._numbers = itertools.count()
         self._waiting: dict[int, tuple[Future[tuple[bool, object]], Progress | None]] = {}
         self._gone: PublishError | None = None  # why the child answers no more
+        self._manifest: tuple[str, Manifest] | None = None  # the bucket's name, and the manifest decoded
         if fork and CAN_FORK:
             self._fork(settings)
         else:
@@ -210,11 +218,19 @@ class ChildRead:
             raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
         return outcome
 
+    def manifest(self) -> Manifest:
+        return self._named_manifest()[1]
+
+    def _named_manifest(self) -> tuple[str, Manifest]:
+        """The bucket's name and the manifest, decoded here, in the caller's thread, once it has nothing
+        else to do: in the hearing thread it would take turns with a scan for the interpreter lock."""
+        if self._manifest is None:
+            name, found = _told(self._said[0].result())
+            self._manifest = name, manifest_from(found, name, self._prefix)
+        return self._manifest
+
     def result(self) -> tuple[Bucket, RemoteState]:
-        """The manifest is decoded here, in the caller's thread, once it has nothing else to do: in the
-        hearing thread it would take turns with a scan for the interpreter lock, and slow both."""
-        name, found = _told(self._said[0].result())
-        manifest = manifest_from(found, name, self._prefix)
+        name, manifest = self._named_manifest()
         listed: helper.Listing = _told(self._said[1].result())
         listing: dict[str, Stored] = {r: record for r, record in manifest.records.items() if r not in listed.unlisted}
         listing.update((sys.intern(relpath), entry) for relpath, entry in listed.unlike.items())

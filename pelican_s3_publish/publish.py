@@ -94,25 +94,28 @@ class _Local:
 def _local_and_remote(
     settings: Settings, output_dir: str | Path, remote: BucketRead, scratch: str, sources: dict[str, str] | None
 ) -> tuple[Bucket, RemoteState, _Local]:
-    """The files hashed while the bucket is read; the scan's own list is let go before planning.
+    """The files hashed while the bucket is read, and all that needs only the manifest done before the
+    listing is waited for; the scan's own list is let go before planning.
 
     The redirect pages are written to `scratch` and published beside the output's files.
     """
     found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), settings.strip_index_html)
     wanted = _wanted_headers(settings, found)
-    bucket, state = remote.result()
+    manifest = remote.manifest()
     moved: dict[str, str] = {}
-    if settings.redirects or state.manifest.moved or sources is not None:
+    if settings.redirects or manifest.moved or sources is not None:
         local = {item.relpath for item in found}
         redirects.check_sources(settings.redirects, local, str(output_dir))
         for line in redirects.unknown_targets(settings.redirects, local, settings.prefix):
             log.warning(line)
-        moved = _moved(settings, state.manifest, sources, local)
+        moved = _moved(settings, manifest, sources, local)
     targets = moved | dict(settings.redirects)
     found += fingerprinted(redirects.write_pages(tuple(targets.items()), scratch))
     # More hashing threads than cores only fight over the interpreter lock.
     hashers = min(settings.workers, os.cpu_count() or 1)
-    return bucket, state, _Local(identify(found, on_record(state.manifest.records), hashers), targets, moved, wanted)
+    files = identify(found, on_record(manifest.records), hashers)
+    bucket, state = remote.result()
+    return bucket, state, _Local(files, targets, moved, wanted)
 
 
 def _moved(settings: Settings, manifest: Manifest, sources: dict[str, str] | None, local: set[str]) -> dict[str, str]:

@@ -210,6 +210,26 @@ def test_detect_knows_gzip_archives_from_gzip_encoded_files() -> None:
     assert content_types.detect("drawing.svgz", gzip.compress(b"<svg/>")) == ("image/svg+xml" + U, "gzip")
 
 
+@pytest.mark.parametrize(
+    ("relpath", "overrides", "atom", "rss", "expected"),
+    [
+        ("feeds/a.xml", (("feeds/*", "text/x-mine"),), ("feeds/*",), (), "text/x-mine"),  # an override first
+        ("feeds/a.xml", (("*.txt", "text/x-mine"),), ("*.xml",), ("feeds/*",), "application/atom+xml" + U),
+        ("feeds/a.xml", (), ("*.json",), ("feeds/*", "*.xml"), "application/rss+xml" + U),
+        ("feeds/a.xml", (), ("feeds/*",), ("feeds/*",), "application/atom+xml" + U),  # one pattern, both feeds
+        ("robots.txt", (("*.txt", "text/x-mine"), ("robots.txt", "x/y")), ("robots.txt",), (), "text/x-mine"),
+        ("robots.txt", (), ("robots.txt",), (), "text/plain" + U),  # a well-known name beats a feed
+        ("feeds/a.xml", (), (), (), "application/xml" + U),
+    ],
+)
+def test_overrides_then_well_known_names_then_feeds_decide_in_that_order(
+    relpath: str, overrides: tuple[tuple[str, str], ...], atom: tuple[str, ...], rss: tuple[str, ...], expected: str
+) -> None:
+    """The overrides' and the feeds' patterns are matched together, once per file: the first override that
+    matches still wins, then a well-known name, then Atom before RSS."""
+    assert content_types.detect(relpath, b"", overrides=overrides, atom_feeds=atom, rss_feeds=rss)[0] == expected
+
+
 def test_a_header_rule_change_updates_objects_without_sending_bytes(site: Site, bucket: Bucket) -> None:
     site.settings["S3_PUBLISH_HEADERS"] = [("*.html", {"Cache-Control": "max-age=60"})]
     assert site.build().returncode == 0
