@@ -33,10 +33,12 @@ from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Vers
 from .bucket.interface import Progress
 from .errors import PublishError
 from .headers import Headers
+from .local import Ahead
 from .manifest import Listed, Manifest, RemoteState, Stored
 from .remote import fetch, manifest_from
 from .settings import Settings
 
+AHEAD_BATCH = 32  # files sent to be hashed ahead at a time: a write to the pipe for each would cost the build more
 CHILD_ENDS_S = 5.0  # after the parent is done: it ends as soon as it reads that, whatever it was doing
 CAN_FORK = sys.platform == "linux"  # elsewhere a fork without exec is unsafe once system libraries are loaded
 
@@ -48,6 +50,10 @@ class BucketRead(Protocol):
 
     def result(self) -> tuple[Bucket, RemoteState]:
         """The bucket, resolved once for the whole publish, and what it held."""
+        ...
+
+    def hashed_ahead(self) -> dict[str, Ahead]:
+        """Files a build wrote that were hashed while it went on, by real path (`local.scan`'s `ahead`)."""
         ...
 
     def close(self) -> None:
@@ -72,6 +78,9 @@ class ThreadRead:
 
     def manifest(self) -> Manifest:
         return self.result()[1].manifest  # what reads in a thread waits for it at once
+
+    def hashed_ahead(self) -> dict[str, Ahead]:
+        return {}  # nothing hashes ahead beside a read in a thread
 
     def result(self) -> tuple[Bucket, RemoteState]:
         return self._answer.result()
@@ -100,6 +109,8 @@ class ChildRead:
         self._waiting: dict[int, tuple[Future[tuple[bool, object]], Progress | None]] = {}
         self._gone: PublishError | None = None  # why the child answers no more
         self._manifest: tuple[str, Manifest] | None = None  # the bucket's name, and the manifest decoded
+        self._written: list[str] = []  # files the build wrote, not yet sent to be hashed ahead
+        self._sent_ahead = False
         if fork and CAN_FORK:
             self._fork(settings)
         else:
@@ -205,6 +216,14 @@ class ChildRead:
     def ask(self, operation: str, *arguments: object, progress: Progress | None = None) -> Any:
         """The child's bucket's answer to one request, or the error it raised there; `progress` told of the
         bytes a write has sent as it goes."""
+        done, outcome = self._request(operation, arguments, progress).result()
+        if not done:
+            raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
+        return outcome
+
+    def _request(
+        self, operation: str, arguments: tuple[object, ...], progress: Progress | None
+    ) -> Future[tuple[bool, object]]:
         asked: Future[tuple[bool, object]] = Future()
         with self._asking:
             if self._gone is not None:
@@ -213,10 +232,27 @@ class ChildRead:
             self._waiting[number] = asked, progress
         with contextlib.suppress(OSError):  # a child gone is said by the hearing thread
             self._send((number, operation, arguments, progress is not None))
-        done, outcome = asked.result()
-        if not done:
-            raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
-        return outcome
+        return asked
+
+    def hash_ahead(self, path: str) -> None:
+        """A file the build has written, for the child to hash while the build goes on; sent in batches,
+        once the child has read the bucket (until then it reads no requests, and the pipe would fill). Never
+        fails the build: a file not hashed ahead is hashed by the scan."""
+        self._written.append(path)
+        if len(self._written) < AHEAD_BATCH or not self._read_well():
+            return
+        batch, self._written = self._written, []
+        with contextlib.suppress(PublishError):  # the child is gone: the publish says so
+            self._request("hash_ahead", (batch,), None)
+            self._sent_ahead = True
+
+    def _read_well(self) -> bool:
+        listed = self._said[1]
+        return listed.done() and listed.exception() is None and not isinstance(listed.result(), helper.Failed)
+
+    def hashed_ahead(self) -> dict[str, Ahead]:
+        """What the child hashed of the files sent; it then hashes no more (the scan reads the rest)."""
+        return self.ask("hashed_ahead") if self._sent_ahead else {}
 
     def manifest(self) -> Manifest:
         return self._named_manifest()[1]

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from .bucket import Bucket, WriteConflict
 from .errors import PublishError, RefusedError, SettingsError
+from .local import READ_BLOCK, Ahead, hash_ahead
 from .manifest import MANIFEST_NAME, Listed
 from .remote import checked_in_parts, manifest_from
 from .settings import Settings
@@ -107,18 +108,46 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
     serve(bucket, requests, tell, settings.workers)
 
 
+class HashedAhead:
+    """The files a build has written, hashed here while it goes on, by real path: the parent's scan then
+    only checks that each is still the file that was hashed (`local.hash_ahead`)."""
+
+    OPERATIONS = frozenset({"hash_ahead", "hashed_ahead"})
+
+    def __init__(self) -> None:
+        self._hashed: dict[str, Ahead] = {}
+        self._done = False  # the parent has taken what there is: hashing more would only slow its scan
+        self._lock = threading.Lock()  # batches are hashed side by side
+
+    def hash_ahead(self, paths: list[str]) -> None:
+        buffer = bytearray(READ_BLOCK)
+        for path in paths:
+            if self._done:
+                return
+            hashed = hash_ahead(path, buffer)
+            if hashed is not None:
+                with self._lock:
+                    self._hashed[hashed[0]] = hashed[1]
+
+    def hashed_ahead(self) -> dict[str, Ahead]:
+        with self._lock:
+            self._done = True
+            return dict(self._hashed)
+
+
 def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], workers: int) -> None:
     """Each request carried out beside the others, as the parent's workers each wait for their own.
 
     A closed pipe ends the child, whatever is in flight: the parent is done,
     or gone, and a write it will never hear of is one it never made.
     """
+    ahead = HashedAhead()
 
     def carry_out(number: int, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
         if progress:  # a write, whose last argument says how: told as it goes
             arguments = (*arguments[:-1], replace(arguments[-1], progress=lambda sent: tell((number, None, sent))))
         try:
-            outcome = getattr(bucket, operation)
+            outcome = getattr(ahead if operation in HashedAhead.OPERATIONS else bucket, operation)
             tell((number, True, outcome(*arguments) if callable(outcome) else outcome))
         except WriteConflict as conflict:  # not a failure: the parent decides what it means
             tell((number, False, conflict))

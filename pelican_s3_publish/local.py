@@ -18,8 +18,9 @@ import os
 import re
 import stat
 import sys
+import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,21 @@ from .errors import RefusedError, SettingsError
 from .globs import compiled
 
 READ_BLOCK = 1024 * 1024
+RACY_S = 0.05  # longer than a timestamp's tick where timestamps keep fractions of a second (a jiffy or less)
+COARSE_RACY_S = 2.5  # where they keep whole seconds (ext3, HFS+), or two (FAT)
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 MAX_KEY_BYTES = 1024
 HASH_BATCH = 256
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 _T = TypeVar("_T")
+
+
+class Ahead(NamedTuple):
+    """A file the build wrote, hashed while it went on (`hash_ahead`), and what says it is still that file."""
+
+    stat: tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime in ns
+    sha256: str
+    head: bytes  # first bytes, where its name may not decide its Content-Type
 
 
 class Found(NamedTuple):
@@ -177,8 +188,51 @@ def _digest(path: str, algorithm: Callable[..., hashlib._Hash], buffer: bytearra
 
 def _fingerprint(relpath: str, path: str, buffer: bytearray) -> Found:
     sha256, first, size = _digest(path, hashlib.sha256, buffer)
+    return Found(relpath, path, size, sha256, _kept_head(relpath, first))
+
+
+def _kept_head(relpath: str, first: bytes) -> bytes:
     sniffed = content_types.needs_sniffing(relpath) or first.startswith(content_types.GZIP_MAGIC)
-    return Found(relpath, path, size, sha256, first if sniffed else b"")
+    return first if sniffed else b""
+
+
+def _stat_key(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def hash_ahead(path: str, buffer: bytearray) -> tuple[str, Ahead] | None:
+    """A file the build has written, hashed while the build goes on: its real path and `Ahead`; None
+    if it changed while being read, or cannot be read (the scan reads it again, and says why).
+
+    It is read only once its last change (ctime) is `RACY_S` old, longer
+    than the file system's timestamps take to tick, as git does with its
+    index: any later write then shows as a new ctime, which no tool can set
+    back, and the scan hashes the file again.
+    """
+    try:
+        before = os.stat(path)
+        margin = RACY_S if before.st_ctime_ns % 1_000_000_000 else COARSE_RACY_S  # whole seconds: a coarse one
+        time.sleep(max(0.0, before.st_ctime_ns / 1e9 + margin - time.time()))
+        sha256, first, _ = _digest(path, hashlib.sha256, buffer)
+        after = os.stat(path)
+    except (OSError, SettingsError):
+        return None
+    if _stat_key(before) != _stat_key(after):
+        return None
+    return os.path.realpath(path), Ahead(_stat_key(after), sha256, _kept_head(path, first))
+
+
+def _vouched(relpath: str, path: str, ahead: Ahead) -> Found | None:
+    """The file as hashed ahead, if it is still the file that was hashed."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if _stat_key(info) != ahead.stat:
+        return None
+    if info.st_size and not ahead.head and content_types.needs_sniffing(relpath):
+        return None  # its first bytes were not kept: its name differs from its file's (strip_index)
+    return Found(relpath, path, info.st_size, ahead.sha256, _kept_head(relpath, ahead.head))
 
 
 def _md5_batch(batch: list[Found]) -> list[str]:
@@ -203,10 +257,12 @@ def scan(
     exclude: tuple[str, ...],
     reserved: frozenset[str] = frozenset(),
     strip_index: bool = False,
+    ahead: Mapping[str, Ahead] | None = None,
 ) -> list[Found]:
     """Every file to publish, in walk order (names sorted per directory); refuses an empty site.
 
-    With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`).
+    With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`). A file
+    in `ahead` (by real path) that is still as it was hashed is not read again.
 
     Each file is hashed as the walk finds it, in this thread: a site is mostly
     small files, each three system calls, and hashing threads hand the
@@ -224,7 +280,9 @@ def scan(
         _check_name(relpath, root)
         if not relpath.isascii():
             _check_unique(non_ascii.setdefault(relpath, path), path)
-        found.append(_fingerprint(key_of(relpath) if strip_index else relpath, path, buffer))
+        key = key_of(relpath) if strip_index else relpath
+        hashed = ahead.get(path) if ahead else None
+        found.append((hashed and _vouched(key, path, hashed)) or _fingerprint(key, path, buffer))
     if not found:
         raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
     return found
