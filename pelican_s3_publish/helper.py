@@ -58,7 +58,6 @@ class Listing:
 
     unlike: dict[str, Listed]  # by relative path, the listed objects no record stands for
     unlisted: frozenset[str]  # recorded paths the listing does not have
-    retries: int
 
 
 def let_go_of_the_terminal() -> None:
@@ -100,7 +99,7 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
         listing = checked_in_parts(bucket, settings.prefix, manifest, settings.workers)
         unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
         unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
-        tell(Listing(unlike, unlisted, bucket.retries))
+        tell(Listing(unlike, unlisted))
     except Exception as error:  # one line, as every failure is; not a traceback on the build's terminal
         tell(failed(error))
         return
