@@ -93,6 +93,11 @@ class Plan:
         return not (self.uploads or self.header_updates or self.deletes or self.restores)
 
     @property
+    def writes(self) -> int:
+        """Objects this plan writes (uploads, header updates, restores): a request each."""
+        return len(self.uploads) + len(self.header_updates) + len(self.restores)
+
+    @property
     def changed(self) -> list[str]:
         """Every path whose object this plan changes: what a CDN may have cached another answer for."""
         writes = [u.file.relpath for u in self.uploads] + [h.file.relpath for h in self.header_updates]

@@ -196,11 +196,20 @@ def _write_ahead(bucket: Bucket, settings: Settings, plan: Plan, state: RemoteSt
 
 
 def _apply(
-    bucket: Bucket, settings: Settings, plan: Plan, state: RemoteState, ahead: Manifest, tally: Tally, stop: Stop
+    bucket: Bucket,
+    sender: Bucket,
+    settings: Settings,
+    plan: Plan,
+    state: RemoteState,
+    ahead: Manifest,
+    tally: Tally,
+    stop: Stop,
 ) -> Outcome:
-    """Send, then delete only if everything arrived and nobody else published meanwhile."""
+    """Send (through `sender`, `BucketRead.writer`), then delete only if everything arrived and nobody else
+    published meanwhile."""
+    sending = Target(sender, settings.prefix)
+    outcome = send(plan, sending, settings.workers, stop, first_alone=not state.listing, tally=tally)
     target = Target(bucket, settings.prefix)
-    outcome = send(plan, target, settings.workers, stop, first_alone=not state.listing, tally=tally)
     if plan.deletes and outcome.error is None:
         try:
             ensure_unchanged(bucket, settings.prefix, ahead)
@@ -349,7 +358,7 @@ def publish(
         try:
             bucket, plan, state = prepare(settings, output_dir, remote, scratch, sources)
             stop.check("nothing was written; the bucket is as it was")
-            return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+            return _carry_out(settings, remote, bucket, plan, state, on_progress, stop, started)
         finally:
             remote.close()
 
@@ -364,7 +373,8 @@ def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], 
     """Put the site back as publish `to` left it (default: `history.default_target`), from old versions."""
     started = time.monotonic()
     with on_signals() as stop:
-        bucket, state = start_read(settings).result()
+        read = start_read(settings)
+        bucket, state = read.result()
         if state.manifest.in_flight:
             raise RefusedError(
                 "the last publish stopped midway, so the history does not say what it changed: "
@@ -381,11 +391,12 @@ def rollback(settings: Settings, to: str | None, on_progress: Callable[[Tally], 
             )
         plan = make_rollback(target, state, versions, settings.prefix, chosen)
         stop.check("nothing was written; the bucket is as it was")
-        return _carry_out(settings, bucket, plan, state, on_progress, stop, started)
+        return _carry_out(settings, read, bucket, plan, state, on_progress, stop, started)
 
 
 def _carry_out(
     settings: Settings,
+    remote: BucketRead,
     bucket: Bucket,
     plan: Plan,
     state: RemoteState,
@@ -403,10 +414,13 @@ def _carry_out(
     )
     up_to_date = plan.is_empty and settled and not wanted
     invalidations = _planned(targets, wanted) if settings.dry_run else []
+    sender = bucket
     if not settings.dry_run and not up_to_date:
+        writer = remote.writer(bucket, plan.writes)
         _serviceable(plan, settings, bucket.know(Capabilities.from_json(state.manifest.store), settings.prefix))
+        sender = writer()
         ahead = _write_ahead(bucket, settings, plan, state, wanted)
-        outcome = _apply(bucket, settings, plan, state, ahead, Tally(plan, on_progress), stop)
+        outcome = _apply(bucket, sender, settings, plan, state, ahead, Tally(plan, on_progress), stop)
         manifest = _record(bucket, settings, plan, state, ahead, outcome, wanted)
         if wanted:
             invalidations = _tell_cdn(targets, settings, bucket, manifest)
@@ -420,7 +434,7 @@ def _carry_out(
         unchanged=plan.unchanged,
         elapsed_s=round(time.monotonic() - started, 3),
         bytes_sent=outcome.bytes_sent,
-        retries=bucket.retries,
+        retries=bucket.retries + (sender.retries if sender is not bucket else 0),
         endpoint_url=settings.endpoint_url,
         invalidations=invalidations,
         fallbacks=[] if settings.dry_run or up_to_date else bucket.capabilities.fallbacks(),

@@ -25,6 +25,7 @@ import trustme
 from devtools import proxy as proxy_module
 from devtools import seaweed
 from pelican_s3_publish.bucket import S3Bucket
+from pelican_s3_publish.early_read import MANY_WRITES
 from pelican_s3_publish.settings import Settings
 from tests.conftest import FAKE_SECRET, Bucket, SharedServer, Site, md5_tree, new_bucket, s3_client, stored_manifest
 
@@ -508,3 +509,35 @@ def test_a_command_line_publish_loads_no_s3_library_in_its_own_process(site: Sit
 
     assert libraries_loaded() == "[] 0"  # a first publish, which writes
     assert libraries_loaded() == "[] 0"  # a no-op
+
+
+def test_a_publish_of_many_writes_sends_them_from_its_own_process(site: Site, bucket: Bucket) -> None:
+    """From `MANY_WRITES` on, the command sends the writes itself (through the helper each cost more CPU
+    than resolving the bucket again): uploads and header updates land as they would through the helper,
+    and the deletes, which can teach the bucket what the store does, still go through the helper."""
+    many = [f"many/file-{number}.txt" for number in range(MANY_WRITES)]
+    for relpath in many:
+        site.static(relpath, f"{relpath}\n".encode())
+    site.settings["S3_PUBLISH_MAX_DELETES"] = None
+    site.build_only()
+    sent_from_here = "writes to send: sending them from this process"
+
+    first = site.publish_cli("-v")
+    assert first.returncode == 0, first.stderr
+    assert f"{len(md5_tree(site.output))} {sent_from_here}" in first.stderr  # the site's pages besides
+    assert bucket.site_keys() == set(md5_tree(site.output))
+    assert bucket.body("static/many/file-7.txt") == b"many/file-7.txt\n"
+    assert bucket.head("static/many/file-7.txt")["ContentType"] == "text/plain; charset=utf-8"
+
+    site.settings["S3_PUBLISH_HEADERS"] = [["static/many/*", {"Cache-Control": "max-age=5"}]]
+    updated = site.publish_cli("-v")
+    assert updated.returncode == 0, updated.stderr
+    assert f"{MANY_WRITES} {sent_from_here}" in updated.stderr
+    assert {bucket.head(f"static/{relpath}")["CacheControl"] for relpath in many[::50]} == {"max-age=5"}
+
+    for relpath in many[1:]:
+        (site.output / "static" / relpath).unlink()
+    removed = site.publish_cli("-v")
+    assert removed.returncode == 0, removed.stderr
+    assert sent_from_here not in removed.stderr
+    assert bucket.site_keys() == set(md5_tree(site.output))
