@@ -8,7 +8,8 @@
   a Pelican build before its console's spinner; else, and off Linux, a new
   interpreter. The child then stays, and sends what the publish writes
   (`ChildBucket`): the parent never imports botocore, and a publish that
-  changes one page does not resolve the bucket a second time. During a
+  changes one page does not resolve the bucket a second time; a publish of
+  `MANY_WRITES` or more sends those from a bucket of its own (`writer`). During a
   build it also hashes each page as it is written (`hash_ahead`).
 """
 
