@@ -200,6 +200,19 @@ def test_manifest_round_trip_shares_header_sets() -> None:
     assert len(encode_manifest(Manifest(records))) < 4000
 
 
+NAMES = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # any text a name can hold
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(NAMES, st.tuples(NAMES, st.integers(0, 2**53), NAMES, st.sampled_from(["", "d" * 64]))))
+def test_a_manifest_of_any_names_reads_back_whole(rows: dict[str, tuple[str, int, str, str]]) -> None:
+    """Each row is put together from its escaped strings (quotes, backslashes, control and line-separator
+    characters, brackets and commas in names and ETags): it reads back as the record it was."""
+    records = {relpath: Record(md5, size, etag, HTML, sha256) for relpath, (md5, size, etag, sha256) in rows.items()}
+
+    assert decode_manifest(encode_manifest(Manifest(records)), "m").records == records
+
+
 def test_a_manifest_larger_than_a_block_reads_back_whole() -> None:
     """Read a block of the body at a time: a head line longer than a block, rows and history lines across
     blocks, random (incompressible) digests."""
