@@ -270,13 +270,14 @@ class ChildRead:
         """The child's bucket for a few writes; for `MANY_WRITES` or more, a bucket of this process's own,
         made now in a thread while the child learns the store, and told what it learnt.
 
-        Through the pipes a write costs 0.4 ms more CPU, in two processes,
-        than sending it from here: more, from 500 writes on, than resolving
-        the bucket a second time (0.3 s of CPU, mostly hidden behind the
-        round trips before the first write). A first upload of the bench
-        site spent 1 s less CPU (bench/NOTES.md, thirteenth pass). Only plain
-        writes go from here, which teach a store nothing: the manifest's
-        conditional writes and the deletes stay with the child's bucket.
+        Through the pipes a write costs about 0.3 ms more CPU, in two
+        processes, than sent from here; resolving the bucket a second time
+        costs 0.3 s, mostly hidden behind the round trips before the first
+        write. Measured, the two ways take as long at 765 writes, and a
+        first upload of the bench site took 0.84x the time and 0.64 s less
+        CPU (bench/NOTES.md, thirteenth pass). Only plain writes go from
+        here, which teach a store nothing: the manifest's conditional
+        writes and the deletes stay with the child's bucket.
         """
         if writes < MANY_WRITES:
             return lambda: bucket
