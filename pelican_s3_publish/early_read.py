@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import os
 import pickle
@@ -28,10 +29,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 
 from . import helper, log
-from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Version, Write, WriteConflict
+from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, S3Bucket, Version, Write, WriteConflict
 from .bucket.interface import Progress
 from .errors import PublishError
 from .headers import Headers
@@ -43,6 +44,7 @@ from .settings import Settings
 MANY_WRITES = 500  # from this many, a publish writes from its own process: see `ChildRead.writer`
 AHEAD_BATCH = 32  # files sent to be hashed ahead at a time: a write to the pipe for each would cost the build more
 CHILD_ENDS_S = 5.0  # after the parent is done: it ends as soon as it reads that, whatever it was doing
+_T = TypeVar("_T")
 CAN_FORK = sys.platform == "linux"  # elsewhere a fork without exec is unsafe once system libraries are loaded
 
 
@@ -73,16 +75,11 @@ class ThreadRead:
     """The bucket made and read in a daemon thread: a publish that fails first does not wait for it."""
 
     def __init__(self, make_bucket: Callable[[], Bucket], prefix: str, workers: int) -> None:
-        self._answer: Future[tuple[Bucket, RemoteState]] = Future()
-        reading = (make_bucket, prefix, workers)
-        threading.Thread(target=self._read, args=reading, name="s3-publish-read", daemon=True).start()
-
-    def _read(self, make_bucket: Callable[[], Bucket], prefix: str, workers: int) -> None:
-        try:
+        def read() -> tuple[Bucket, RemoteState]:
             bucket = make_bucket()
-            self._answer.set_result((bucket, fetch(bucket, prefix, workers)))
-        except Exception as error:
-            self._answer.set_exception(error)
+            return bucket, fetch(bucket, prefix, workers)
+
+        self._answer = _in_thread(read, "s3-publish-read")
 
     def manifest(self) -> Manifest:
         return self.result()[1].manifest  # what reads in a thread waits for it at once
@@ -281,8 +278,7 @@ class ChildRead:
         """
         if writes < MANY_WRITES:
             return lambda: bucket
-        made: Future[Bucket] = Future()
-        threading.Thread(target=self._make_own, args=(made,), name="s3-publish-writer", daemon=True).start()
+        made = _in_thread(functools.partial(S3Bucket, self._settings), "s3-publish-writer")
 
         def own() -> Bucket:
             writer = made.result()
@@ -291,14 +287,6 @@ class ChildRead:
             return writer
 
         return own
-
-    def _make_own(self, made: Future[Bucket]) -> None:
-        from .bucket import S3Bucket
-
-        try:
-            made.set_result(S3Bucket(self._settings))
-        except Exception as error:
-            made.set_exception(error)
 
     def manifest(self) -> Manifest:
         return self._named_manifest()[1]
@@ -333,6 +321,20 @@ class ChildRead:
         """For a read whose settings changed before the publish: stop it and reap it."""
         self._kill()
         self._said[1].exception()
+
+
+def _in_thread(work: Callable[[], _T], name: str) -> Future[_T]:
+    """`work` done in a daemon thread: what it returns, or raises, is the future's; nobody has to wait for it."""
+    done: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except Exception as error:
+            done.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 def _lines(stream: IO[bytes]) -> Iterator[str]:

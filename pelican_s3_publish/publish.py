@@ -5,6 +5,7 @@ it says in what order things happen, and leaves how to the modules it calls.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import cdn, history, log, redirects
-from .bucket import Bucket, Capabilities
+from .bucket import Bucket, Capabilities, S3Bucket
 from .cdn import Cdn, Invalidation
 from .early_read import BucketRead, ThreadRead
 from .errors import PublishError, RefusedError, SettingsError
@@ -69,18 +70,9 @@ def _headers_function(
     return headers_of
 
 
-def _bucket_maker(settings: Settings) -> Callable[[], Bucket]:
-    def make_bucket() -> Bucket:
-        from .bucket import S3Bucket
-
-        return S3Bucket(settings)
-
-    return make_bucket
-
-
 def start_read(settings: Settings) -> ThreadRead:
     """Resolve the bucket and read it in a thread: for what waits for the answer at once."""
-    return ThreadRead(_bucket_maker(settings), settings.prefix, settings.workers)
+    return ThreadRead(functools.partial(S3Bucket, settings), settings.prefix, settings.workers)
 
 
 @dataclass(frozen=True)
