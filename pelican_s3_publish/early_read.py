@@ -10,7 +10,8 @@
   (`ChildBucket`): the parent never imports botocore, and a publish that
   changes one page does not resolve the bucket a second time; a publish of
   `MANY_WRITES` or more sends those from a bucket of its own (`writer`). During a
-  build it also hashes each page as it is written (`hash_ahead`).
+  build it also hashes each page as it is written (`hash_ahead`); once it has
+  read the bucket, it hashes half of what the scan has left (`fingerprint`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, S3Bu
 from .bucket.interface import Progress
 from .errors import PublishError
 from .headers import Headers
-from .local import Ahead
+from .local import Ahead, Beside, Found
 from .manifest import Listed, Manifest, RemoteState, Stored
 from .remote import fetch, manifest_from
 from .settings import Settings
@@ -57,8 +58,13 @@ class BucketRead(Protocol):
         """The bucket, resolved once for the whole publish, and what it held."""
         ...
 
-    def hashed_ahead(self) -> dict[str, Ahead]:
-        """Files a build wrote that were hashed while it went on, by real path (`local.scan`'s `ahead`)."""
+    def hashed_ahead(self) -> Callable[[], dict[str, Ahead]]:
+        """Asks, now the build is done, for the files it wrote that were hashed while it went on and are
+        still as they were: a function that waits for them, by real path (`local.scan`'s `ahead`)."""
+        ...
+
+    def beside(self) -> Beside | None:
+        """Where the scan can hand files to hash, once it is idle (`local.scan`'s `beside`)."""
         ...
 
     def writer(self, bucket: Bucket, writes: int) -> Callable[[], Bucket]:
@@ -84,8 +90,11 @@ class ThreadRead:
     def manifest(self) -> Manifest:
         return self.result()[1].manifest  # what reads in a thread waits for it at once
 
-    def hashed_ahead(self) -> dict[str, Ahead]:
-        return {}  # nothing hashes ahead beside a read in a thread
+    def hashed_ahead(self) -> Callable[[], dict[str, Ahead]]:
+        return dict  # nothing hashes ahead beside a read in a thread
+
+    def beside(self) -> None:
+        return None  # nothing beside: this process hashes all
 
     def writer(self, bucket: Bucket, writes: int) -> Callable[[], Bucket]:
         return lambda: bucket  # in this process already
@@ -225,10 +234,7 @@ class ChildRead:
     def ask(self, operation: str, *arguments: object, progress: Progress | None = None) -> Any:
         """The child's bucket's answer to one request, or the error it raised there; `progress` told of the
         bytes a write has sent as it goes."""
-        done, outcome = self._request(operation, arguments, progress).result()
-        if not done:
-            raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
-        return outcome
+        return _outcome(self._request(operation, arguments, progress))
 
     def _request(
         self, operation: str, arguments: tuple[object, ...], progress: Progress | None
@@ -248,20 +254,40 @@ class ChildRead:
         once the child has read the bucket (until then it reads no requests, and the pipe would fill). Never
         fails the build: a file not hashed ahead is hashed by the scan."""
         self._written.append(path)
-        if len(self._written) < AHEAD_BATCH or not self._read_well():
+        if len(self._written) < AHEAD_BATCH or not self.idle():
             return
         batch, self._written = self._written, []
         with contextlib.suppress(PublishError):  # the child is gone: the publish says so
             self._request("hash_ahead", (batch,), None)
             self._sent_ahead = True
 
-    def _read_well(self) -> bool:
+    def idle(self) -> bool:
+        """The child has read the bucket, and serves requests: before a publish writes, it has nothing
+        else to do."""
         listed = self._said[1]
         return listed.done() and listed.exception() is None and not isinstance(listed.result(), helper.Failed)
 
-    def hashed_ahead(self) -> dict[str, Ahead]:
-        """What the child hashed of the files sent; it then hashes no more (the scan reads the rest)."""
-        return self.ask("hashed_ahead") if self._sent_ahead else {}
+    def fingerprint(self, files: list[tuple[str, str]]) -> Callable[[], list[Found]]:
+        """Files the scan hands over, hashed in the child on the other core (`local.Beside`)."""
+        log.debug("files handed to the helper process to hash: %d", len(files))
+        return functools.partial(_outcome, self._request("fingerprinted", (files,), None))
+
+    def beside(self) -> Beside:
+        return self
+
+    def hashed_ahead(self) -> Callable[[], dict[str, Ahead]]:
+        """What the child hashed of the files sent, checked there while the scan walks; it then hashes no
+        more (the scan reads the rest)."""
+        if not self._sent_ahead:
+            return dict
+        asked = self._request("hashed_ahead", (), None)
+
+        def unchanged() -> dict[str, Ahead]:
+            hashed, still = _outcome(asked)
+            log.debug("files hashed while the site was built: %d, unchanged since: %d", hashed, len(still))
+            return still  # type: ignore[no-any-return]
+
+        return unchanged
 
     def writer(self, bucket: Bucket, writes: int) -> Callable[[], Bucket]:
         """The child's bucket for a few writes; for `MANY_WRITES` or more, a bucket of this process's own,
@@ -344,6 +370,14 @@ def _lines(stream: IO[bytes]) -> Iterator[str]:
 
 def _ended(code: int) -> str:
     return f"it was killed (signal {-code})" if code < 0 else f"it ended with exit code {code}"
+
+
+def _outcome(asked: Future[tuple[bool, object]]) -> Any:
+    """A request's answer, or the error the child's bucket raised."""
+    done, outcome = asked.result()
+    if not done:
+        raise outcome if isinstance(outcome, WriteConflict) else _told(outcome)
+    return outcome
 
 
 def _told(answer: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from .bucket import Bucket, WriteConflict
 from .errors import PublishError, RefusedError, SettingsError
-from .local import READ_BLOCK, Ahead, hash_ahead
+from .local import READ_BLOCK, Ahead, Found, fingerprinted, hash_ahead, still_as_hashed
 from .manifest import MANIFEST_NAME, Listed
 from .remote import checked_in_parts, manifest_from
 from .settings import Settings
@@ -107,11 +107,12 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
     serve(bucket, requests, tell, settings.workers)
 
 
-class HashedAhead:
-    """The files a build has written, hashed here while it goes on, by real path: the parent's scan then
-    only checks that each is still the file that was hashed (`local.hash_ahead`)."""
+class Hashing:
+    """What this process hashes for the parent's scan: the files a build has written, while it goes on,
+    by real path (the scan then only checks that each is still the file that was hashed,
+    `local.hash_ahead`); and files the scan hands over once this process is idle (`local.Beside`)."""
 
-    OPERATIONS = frozenset({"hash_ahead", "hashed_ahead"})
+    OPERATIONS = frozenset({"hash_ahead", "hashed_ahead", "fingerprinted"})
 
     def __init__(self) -> None:
         self._hashed: dict[str, Ahead] = {}
@@ -128,10 +129,17 @@ class HashedAhead:
                 with self._lock:
                     self._hashed[hashed[0]] = hashed[1]
 
-    def hashed_ahead(self) -> dict[str, Ahead]:
+    def hashed_ahead(self) -> tuple[int, dict[str, Ahead]]:
+        """How many files were hashed, and those still as they were, now that the build is done: checked
+        here while the parent walks the output."""
         with self._lock:
             self._done = True
-            return dict(self._hashed)
+            hashed = list(self._hashed.items())
+        return len(hashed), {path: ahead for path, ahead in hashed if still_as_hashed(path, ahead)}
+
+    @staticmethod
+    def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
+        return fingerprinted(files)
 
 
 def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], workers: int) -> None:
@@ -140,13 +148,13 @@ def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], wo
     A closed pipe ends the child, whatever is in flight: the parent is done,
     or gone, and a write it will never hear of is one it never made.
     """
-    ahead = HashedAhead()
+    hashing = Hashing()
 
     def carry_out(number: int, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
         if progress:  # a write, whose last argument says how: told as it goes
             arguments = (*arguments[:-1], replace(arguments[-1], progress=lambda sent: tell((number, None, sent))))
         try:
-            outcome = getattr(ahead if operation in HashedAhead.OPERATIONS else bucket, operation)
+            outcome = getattr(hashing if operation in Hashing.OPERATIONS else bucket, operation)
             tell((number, True, outcome(*arguments) if callable(outcome) else outcome))
         except WriteConflict as conflict:  # not a failure: the parent decides what it means
             tell((number, False, conflict))

@@ -1,7 +1,9 @@
 """Walk the output directory: every file to publish, with its key and content digests.
 
 Two passes. `scan` fingerprints every file with SHA-256, beside the bucket
-read: on CPUs with SHA instructions it is 2.5x faster than MD5. `identify`
+read: on CPUs with SHA instructions it is 2.5x faster than MD5. Once the
+process that reads the bucket is idle, it hashes half of what is left on the
+other core (`Beside`). `identify`
 then takes each file's MD5 (what S3's ETag and Content-MD5 speak) from the
 manifest wherever the manifest vouches for these exact bytes by their SHA-256,
 and computes it for the rest: after a rebuild, only for what changed.
@@ -14,6 +16,7 @@ GIL): they are of changed files, often large ones.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import stat
@@ -24,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from . import content_types
 from .errors import RefusedError, SettingsError
@@ -222,17 +225,20 @@ def hash_ahead(path: str, buffer: bytearray) -> tuple[str, Ahead] | None:
     return os.path.realpath(path), Ahead(_stat_key(after), sha256, _kept_head(path, first))
 
 
-def _vouched(relpath: str, path: str, ahead: Ahead) -> Found | None:
-    """The file as hashed ahead, if it is still the file that was hashed."""
+def still_as_hashed(path: str, ahead: Ahead) -> bool:
+    """The file has not changed since it was hashed ahead: asked once the build is done."""
     try:
-        info = os.stat(path)
+        return _stat_key(os.stat(path)) == ahead.stat
     except OSError:
-        return None
-    if _stat_key(info) != ahead.stat:
-        return None
-    if info.st_size and not ahead.head and content_types.needs_sniffing(relpath):
-        return None  # its first bytes were not kept: its name differs from its file's (strip_index)
-    return Found(relpath, path, info.st_size, ahead.sha256, _kept_head(relpath, ahead.head))
+        return False
+
+
+def _vouched(relpath: str, path: str, ahead: Ahead) -> Found | None:
+    """The file as it was hashed ahead, unless the first bytes it needs were not kept."""
+    size = ahead.stat[2]
+    if size and not ahead.head and content_types.needs_sniffing(relpath):
+        return None  # its name differs from its file's (strip_index)
+    return Found(relpath, path, size, ahead.sha256, _kept_head(relpath, ahead.head))
 
 
 def _md5_batch(batch: list[Found]) -> list[str]:
@@ -257,22 +263,32 @@ def scan(
     exclude: tuple[str, ...],
     reserved: frozenset[str] = frozenset(),
     strip_index: bool = False,
-    ahead: Mapping[str, Ahead] | None = None,
+    ahead: Callable[[], Mapping[str, Ahead]] | None = None,
+    beside: Beside | None = None,
 ) -> list[Found]:
     """Every file to publish, in walk order (names sorted per directory); refuses an empty site.
 
-    With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`). A file
-    in `ahead` (by real path) that is still as it was hashed is not read again.
-
-    Each file is hashed as the walk finds it, in this thread: a site is mostly
-    small files, each three system calls, and hashing threads hand the
-    interpreter lock over at every one (two threads took 1.5x as long as one;
-    bench/NOTES.md, tenth pass).
+    With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`). `ahead`
+    waits for the files hashed ahead that are still as they were hashed, by real path: asked for once
+    the walk is done, they are not read again. The rest are hashed here, and in part `beside` this
+    process once something there is idle (`_fingerprinted`).
     """
     root = output_root(output_dir)
-    found = []
+    named = list(_named(root, exclude, reserved, strip_index))
+    if not named:
+        raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
+    hashed = ahead() if ahead else {}
+    found = [_vouched(key, path, hashed[path]) if path in hashed else None for key, path in named]
+    unread = [name for name, item in zip(named, found, strict=True) if item is None]
+    read = iter(_fingerprinted(unread, beside))
+    return [item or next(read) for item in found]
+
+
+def _named(
+    root: Path, exclude: tuple[str, ...], reserved: frozenset[str], strip_index: bool
+) -> Iterator[tuple[str, str]]:
+    """(key, path) of each file to publish, in walk order; a name no key can be refused here."""
     non_ascii: dict[str, str] = {}  # by key: the only names that can have two Unicode forms
-    buffer = bytearray(READ_BLOCK)
     excluded = compiled(exclude).first
     for relpath, path in _walk(root, str(root), frozenset({root})):
         if relpath in reserved or excluded(relpath):
@@ -280,16 +296,66 @@ def scan(
         _check_name(relpath, root)
         if not relpath.isascii():
             _check_unique(non_ascii.setdefault(relpath, path), path)
-        key = key_of(relpath) if strip_index else relpath
-        hashed = ahead.get(path) if ahead else None
-        found.append((hashed and _vouched(key, path, hashed)) or _fingerprint(key, path, buffer))
-    if not found:
-        raise RefusedError(f"output directory {root} holds no files to publish: refusing to publish an empty site")
-    return found
+        yield (key_of(relpath) if strip_index else relpath), path
+
+
+class Beside(Protocol):
+    """Somewhere else to fingerprint files, idle or not."""
+
+    def idle(self) -> bool:
+        """Nothing to do there now: files handed over would be hashed at once."""
+        ...
+
+    def fingerprint(self, files: list[tuple[str, str]]) -> Callable[[], list[Found]]:
+        """Start on (key, path) files: a function that waits for their `Found`s, in order."""
+        ...
+
+
+SHARED_MIN = 16  # fewer files left than this are not worth handing over
+FILE_AS_BYTES = 16 * 1024  # what opening, reading and closing a file costs here, in bytes hashed
+
+
+def _fingerprinted(files: list[tuple[str, str]], beside: Beside | None) -> list[Found]:
+    """Each file's `Found`, in order: hashed in this thread, and the later half `beside` it once that is
+    idle (in a build, at its end; from the command line, once the bucket is read).
+
+    In this thread, not a pool of threads: a site is mostly small files,
+    each three system calls, and hashing threads hand the interpreter lock
+    over at every one (two threads took 1.5x as long as one; bench/NOTES.md,
+    tenth pass). Whoever is beside has an interpreter of its own.
+    """
+    buffer = bytearray(READ_BLOCK)
+    done: list[Found] = []
+    theirs: Callable[[], list[Found]] | None = None
+    end = len(files)
+    for start in range(0, len(files), HASH_BATCH):
+        if beside is not None and end - start >= SHARED_MIN and beside.idle():
+            cut = start + _half_of(files[start:end])
+            if cut < end:
+                theirs, end = beside.fingerprint(files[cut:end]), cut
+            beside = None  # cut once
+        done += [_fingerprint(key, path, buffer) for key, path in files[start : min(start + HASH_BATCH, end)]]
+    return done + theirs() if theirs is not None else done
+
+
+def _half_of(files: list[tuple[str, str]]) -> int:
+    """Where to cut the files so each side has about as much to hash: one large download outweighs
+    many pages."""
+    costs = [FILE_AS_BYTES + _size(path) for _, path in files]
+    half = sum(costs) / 2
+    before = list(itertools.accumulate(costs, initial=0))
+    return min(range(len(before)), key=lambda cut: abs(before[cut] - half))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # hashed here or there all the same, which says why it cannot be read
 
 
 def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
-    """Files from elsewhere than the output directory, (key, path) each: the redirect pages."""
+    """(key, path) files, fingerprinted in order: the redirect pages, and what a scan hands over."""
     buffer = bytearray(READ_BLOCK)
     return [_fingerprint(relpath, path, buffer) for relpath, path in files]
 

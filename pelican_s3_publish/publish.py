@@ -91,10 +91,14 @@ def _local_and_remote(
 
     The redirect pages are written to `scratch` and published beside the output's files.
     """
-    ahead = remote.hashed_ahead()
-    if ahead:
-        log.debug("files hashed while the site was built: %d", len(ahead))
-    found = scan(output_dir, settings.exclude, frozenset(RESERVED_NAMES), settings.strip_index_html, ahead)
+    found = scan(
+        output_dir,
+        settings.exclude,
+        frozenset(RESERVED_NAMES),
+        settings.strip_index_html,
+        remote.hashed_ahead(),
+        remote.beside(),
+    )
     wanted = _wanted_headers(settings, found)
     manifest = remote.manifest()
     moved: dict[str, str] = {}

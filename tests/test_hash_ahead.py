@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from pathlib import Path
 
-from pelican_s3_publish import local
+from pelican_s3_publish import helper, local
 from tests.conftest import Bucket, Site, md5_tree
 
 
@@ -16,20 +17,26 @@ def _sha256(data: bytes) -> str:
 
 
 def test_a_file_hashed_ahead_is_taken_as_hashed_until_it_changes(tmp_path: Path) -> None:
+    """The helper hashes a page ahead, and vouches for it at the end only while it is unchanged."""
     output = tmp_path / "output"
     page = output / "page.html"
     page.parent.mkdir()
     page.write_bytes(b"first text")
-    hashed = local.hash_ahead(str(page), bytearray(local.READ_BLOCK))
-    assert hashed is not None
-    real, ahead = hashed
+    hashing = helper.Hashing()
+    hashing.hash_ahead([str(page)])
+    hashed, unchanged = hashing.hashed_ahead()
+    assert hashed == 1
+    ((real, ahead),) = unchanged.items()
     assert (real, ahead.sha256) == (str(page.resolve()), _sha256(b"first text"))
 
     marked = ahead._replace(sha256="0" * 64)  # what the scan reports shows whether it read the file again
-    assert [f.sha256 for f in local.scan(output, (), ahead={real: marked})] == ["0" * 64]
+    assert [f.sha256 for f in local.scan(output, (), ahead=lambda: {real: marked})] == ["0" * 64]
 
+    again = helper.Hashing()
+    again.hash_ahead([str(page)])
     page.write_bytes(b"other text")  # the same size: only the file's ctime and mtime tell
-    assert [f.sha256 for f in local.scan(output, (), ahead={real: marked})] == [_sha256(b"other text")]
+    assert again.hashed_ahead() == (1, {})
+    assert [f.sha256 for f in local.scan(output, (), ahead=dict)] == [_sha256(b"other text")]
 
 
 def test_a_file_that_changes_while_it_is_hashed_ahead_is_left_to_the_scan(tmp_path: Path) -> None:
@@ -81,8 +88,10 @@ def test_pages_changed_after_they_were_written_are_published_as_they_end_up(site
     build = site.build("--debug", env=dict(os.environ, COLUMNS="400"))  # Pelican's console: one line a message
 
     assert build.returncode == 0, build.output
-    hashed = int(build.output.split("files hashed while the site was built: ")[1].split()[0])
+    said = build.output.split("files hashed while the site was built: ")[1].split()
+    hashed, unchanged = int(said[0].rstrip(",")), int(said[3])
     assert hashed >= 64
+    assert unchanged < hashed  # the rewritten articles among them are read again
     articles = {key for key in md5_tree(site.output) if key.startswith("post-")}
     assert len(articles) == 80
     for key in articles:
@@ -94,3 +103,32 @@ def test_pages_changed_after_they_were_written_are_published_as_they_end_up(site
     assert {key: hashlib.md5(bucket.body(key)).hexdigest() for key in articles} == {
         key: md5 for key, md5 in md5_tree(site.output).items() if key in articles
     }
+
+
+def test_files_hashed_beside_the_scan_are_published_whole_and_typed(site: Site, bucket: Bucket) -> None:
+    """At the end of a build the helper process is idle: the scan hands it half of what it still has to
+    hash (the debug log says how many). What it hashed is published with its bytes and its Content-Type,
+    a large file and files typed by their first bytes among them, and a build after changes nothing."""
+    rng = random.Random(21)
+    for number in range(40):
+        site.static(f"pics/p{number:02}.png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(number * 1000))
+        site.static(f"data/d{number:02}", b"<!DOCTYPE html><html><p>%d</p></html>" % number)  # typed by sniffing
+    site.static("files/big.bin", rng.randbytes(3_000_000))
+
+    first = site.build("--debug", env=dict(os.environ, COLUMNS="400"))
+
+    assert first.returncode == 0, first.output
+    handed = int(first.output.split("files handed to the helper process to hash: ")[1].split()[0])
+    assert handed >= 16
+    built = md5_tree(site.output)
+    assert bucket.site_keys() == set(built)
+    assert {key: hashlib.md5(bucket.body(key)).hexdigest() for key in built} == built
+    for number in range(40):
+        assert bucket.head(f"static/pics/p{number:02}.png")["ContentType"] == "image/png"
+        assert bucket.head(f"static/data/d{number:02}")["ContentType"].startswith("text/html")
+    assert bucket.head("static/files/big.bin")["ContentLength"] == 3_000_000
+
+    again = site.build()
+
+    assert again.returncode == 0, again.output
+    assert again.report is not None and again.report["uploaded"] == []

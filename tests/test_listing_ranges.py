@@ -59,20 +59,20 @@ def _assert_parts_list_like_one_stream(bucket: Bucket, prefix: str, manifest: Ma
     assert parted == serial
     every = {key[len(prefix) :] for key in bucket.list_objects(prefix, exact, EVERY_KEY)} - {MANIFEST_NAME}
     assert set(parted) == every - set(RESERVED_NAMES)
-    # None twice: each part's objects, against every object there is. Counted by an exact listing, since
-    # obstore names a foreign key that ends in '/' ('0/') as its parent ('0'), and one listing's dict then
-    # holds the two as one; listed by folder they are in two parts, each once.
-    assert sum(map(len, _parts(bucket, prefix, manifest, exact))) == len(bucket.list_objects(prefix, True))
+    # None twice: each part's objects, against every object there is. Each counted by an exact listing,
+    # since obstore names a foreign key that ends in '/' ('0/') as its parent ('0'), and one listing's dict
+    # then holds the two as one, in whichever part they fall.
+    assert sum(map(len, _parts(bucket, prefix, manifest))) == len(bucket.list_objects(prefix, True))
 
 
-def _parts(bucket: Bucket, prefix: str, manifest: Manifest, exact: bool) -> list[dict[str, Any]]:
-    """Each part's listing, as `checked_in_parts` cuts them: ranges in S3's order, else folders."""
+def _parts(bucket: Bucket, prefix: str, manifest: Manifest) -> list[dict[str, Any]]:
+    """Each part's exact listing, as `checked_in_parts` cuts them: ranges in S3's order, else folders."""
     if manifest.store is not None and manifest.store["ordered_listing"]:
         ranges = remote.key_ranges(sorted(prefix + relpath for relpath in manifest.records), 5)
-        return [bucket.list_objects(prefix, exact, within) for within in ranges]
-    top, folders = bucket.list_folders(prefix, exact)
+        return [bucket.list_objects(prefix, True, within) for within in ranges]
+    top, folders = bucket.list_folders(prefix, True)
     assert all(folder.startswith(prefix) and folder.endswith("/") for folder in folders)
-    return [top, *(bucket.list_objects(folder, exact) for folder in folders)]
+    return [top, *(bucket.list_objects(folder, True) for folder in folders)]
 
 
 @settings(max_examples=300, deadline=None)

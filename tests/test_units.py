@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pelican_s3_publish import etags
 from pelican_s3_publish.errors import PublishError, RefusedError, SettingsError
 from pelican_s3_publish.globs import first_match, matches
-from pelican_s3_publish.local import LocalFile, identify, scan
+from pelican_s3_publish.local import Found, LocalFile, fingerprinted, identify, scan
 from pelican_s3_publish.manifest import (
     COMPRESSED_BLOCK,
     MANIFEST_NAME,
@@ -103,6 +103,35 @@ def test_scan_hashes_large_files_by_streaming(tmp_path: Path) -> None:
         hashlib.sha256(data).hexdigest(),
         len(data),
     )
+
+
+class _IdleBeside:
+    """Somewhere beside the scan that is always idle, and hashes what it is given at once."""
+
+    def __init__(self) -> None:
+        self.given: list[list[tuple[str, str]]] = []
+
+    def idle(self) -> bool:
+        return True
+
+    def fingerprint(self, files: list[tuple[str, str]]) -> Callable[[], list[Found]]:
+        self.given.append(files)
+        found = fingerprinted(files)
+        return lambda: found
+
+
+def test_a_scan_that_hands_files_beside_it_finds_what_a_scan_alone_finds(tmp_path: Path) -> None:
+    """The later files are handed over, cut where each side has as much to hash: here one large file
+    outweighs sixty small ones."""
+    for number in range(60):
+        (tmp_path / f"page-{number:02}.html").write_bytes(b"x" * number * 100)
+    (tmp_path / "zz.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    beside = _IdleBeside()
+
+    shared = scan(tmp_path, (), beside=beside)
+
+    assert shared == scan(tmp_path, ())
+    assert beside.given == [[("zz.bin", str(tmp_path.resolve() / "zz.bin"))]]
 
 
 def test_identify_takes_the_recorded_md5_only_for_the_bytes_recorded(tmp_path: Path) -> None:
