@@ -110,6 +110,8 @@ def test_files_hashed_beside_the_scan_are_published_whole_and_typed(site: Site, 
     hash (the debug log says how many). What it hashed is published with its bytes and its Content-Type,
     a large file and files typed by their first bytes among them, and a build after changes nothing."""
     rng = random.Random(21)
+    for number in range(80):  # a build long enough for the helper to have read the bucket by its end
+        site.article(f"post-{number}", "Some words.")
     for number in range(40):
         site.static(f"pics/p{number:02}.png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(number * 1000))
         site.static(f"data/d{number:02}", b"<!DOCTYPE html><html><p>%d</p></html>" % number)  # typed by sniffing
