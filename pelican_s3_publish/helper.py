@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from .bucket import Bucket, WriteConflict
 from .errors import PublishError, RefusedError, SettingsError
-from .local import READ_BLOCK, Ahead, Found, fingerprinted, hash_ahead, still_as_hashed
+from .local import READ_BLOCK, Ahead, fingerprinted, hash_ahead, still_as_hashed
 from .manifest import MANIFEST_NAME, Listed
 from .remote import checked_in_parts, manifest_from
 from .settings import Settings
@@ -137,9 +137,7 @@ class Hashing:
             hashed = list(self._hashed.items())
         return len(hashed), {path: ahead for path, ahead in hashed if still_as_hashed(path, ahead)}
 
-    @staticmethod
-    def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
-        return fingerprinted(files)
+    fingerprinted = staticmethod(fingerprinted)  # what a scan hands over, in this process's own thread
 
 
 def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], workers: int) -> None:

@@ -271,7 +271,7 @@ def scan(
     With `strip_index`, a folder's `index.html` is published under the folder's key (`dir/`). `ahead`
     waits for the files hashed ahead that are still as they were hashed, by real path: asked for once
     the walk is done, they are not read again. The rest are hashed here, and in part `beside` this
-    process once something there is idle (`_fingerprinted`).
+    process once something there is idle (`fingerprinted`).
     """
     root = output_root(output_dir)
     named = list(_named(root, exclude, reserved, strip_index))
@@ -280,7 +280,7 @@ def scan(
     hashed = ahead() if ahead else {}
     found = [_vouched(key, path, hashed[path]) if path in hashed else None for key, path in named]
     unread = [name for name, item in zip(named, found, strict=True) if item is None]
-    read = iter(_fingerprinted(unread, beside))
+    read = iter(fingerprinted(unread, beside))
     return [item or next(read) for item in found]
 
 
@@ -315,9 +315,10 @@ SHARED_MIN = 16  # fewer files left than this are not worth handing over
 FILE_AS_BYTES = 16 * 1024  # what opening, reading and closing a file costs here, in bytes hashed
 
 
-def _fingerprinted(files: list[tuple[str, str]], beside: Beside | None) -> list[Found]:
-    """Each file's `Found`, in order: hashed in this thread, and the later half `beside` it once that is
-    idle (in a build, at its end; from the command line, once the bucket is read).
+def fingerprinted(files: list[tuple[str, str]], beside: Beside | None = None) -> list[Found]:
+    """Each (key, path) file's `Found`, in order: hashed in this thread, and the later half `beside` it
+    once that is idle (in a build, at its end; from the command line, once the bucket is read). The
+    scan's files, the redirect pages, and what a scan hands over.
 
     In this thread, not a pool of threads: a site is mostly small files,
     each three system calls, and hashing threads hand the interpreter lock
@@ -341,9 +342,8 @@ def _fingerprinted(files: list[tuple[str, str]], beside: Beside | None) -> list[
 def _half_of(files: list[tuple[str, str]]) -> int:
     """Where to cut the files so each side has about as much to hash: one large download outweighs
     many pages."""
-    costs = [FILE_AS_BYTES + _size(path) for _, path in files]
-    half = sum(costs) / 2
-    before = list(itertools.accumulate(costs, initial=0))
+    before = list(itertools.accumulate((FILE_AS_BYTES + _size(path) for _, path in files), initial=0))
+    half = before[-1] / 2
     return min(range(len(before)), key=lambda cut: abs(before[cut] - half))
 
 
@@ -352,12 +352,6 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0  # hashed here or there all the same, which says why it cannot be read
-
-
-def fingerprinted(files: list[tuple[str, str]]) -> list[Found]:
-    """(key, path) files, fingerprinted in order: the redirect pages, and what a scan hands over."""
-    buffer = bytearray(READ_BLOCK)
-    return [_fingerprint(relpath, path, buffer) for relpath, path in files]
 
 
 def identify(found: list[Found], on_record: Callable[[Found], LocalFile | None], workers: int = 8) -> list[LocalFile]:
