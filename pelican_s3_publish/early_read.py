@@ -12,6 +12,8 @@
   `MANY_WRITES` or more sends those from a bucket of its own (`writer`). During a
   build it also hashes each page as it is written (`hash_ahead`); once it has
   read the bucket, it hashes half of what the scan has left (`fingerprint`).
+  A bucket without a manifest is asked what its store does as soon as it is
+  read (`_probe_ahead`), so that the probe's round trips pass meanwhile.
 """
 
 from __future__ import annotations
@@ -201,6 +203,8 @@ class ChildRead:
 
     def _send(self, message: object) -> None:
         with self._writing:
+            if self._requests.closed:  # by `close`: the publish is done with the bucket
+                raise BrokenPipeError
             pickle.dump(message, self._requests, protocol=pickle.HIGHEST_PROTOCOL)
             self._requests.flush()
 
@@ -210,6 +214,7 @@ class ChildRead:
             try:
                 for said in self._said:
                     said.set_result(pickle.load(answers))
+                self._probe_ahead()
                 while True:
                     number, done, outcome = pickle.load(answers)
                     with self._asking:
@@ -221,6 +226,16 @@ class ChildRead:
             except (EOFError, pickle.UnpicklingError, OSError):
                 words = last_words()  # reaps the child
                 self._stop_waiting(PublishError(f"{helper.HELPER_FAILED}: {words}"))
+
+    def _probe_ahead(self) -> None:
+        """A bucket without a manifest gets its first publish, which will ask what the store does before it
+        writes (`Bucket.know`): asked now, the probe's round trips pass while this process scans. Asked once
+        the bucket is read, so that a publish that fails first waits for no probe (`close`)."""
+        read, listed = (said.result() for said in self._said)
+        no_manifest = isinstance(read, tuple) and read[1] is None  # else the child's failure, or the manifest
+        if no_manifest and not isinstance(listed, helper.Failed) and not self._settings.dry_run:
+            with contextlib.suppress(PublishError):  # the child is gone: the publish says so
+                self._request("know", (None, self._prefix), None)
 
     def _stop_waiting(self, problem: PublishError) -> None:
         with self._asking:
@@ -335,18 +350,13 @@ class ChildRead:
     def close(self) -> None:
         """The publish is done with the bucket: the child ends when it reads that, and is reaped, so that its
         time and memory count as the publish's."""
-        with contextlib.suppress(OSError):
+        with self._writing, contextlib.suppress(OSError):
             self._requests.close()
         if not self._said[1].done():  # still reading, for a publish that failed first: nobody waits for it
             self._kill()
         self._hearing.join(timeout=CHILD_ENDS_S)
         if self._hearing.is_alive():
             self._kill()
-
-    def cancel(self) -> None:
-        """For a read whose settings changed before the publish: stop it and reap it."""
-        self._kill()
-        self._said[1].exception()
 
 
 def _in_thread(work: Callable[[], _T], name: str) -> Future[_T]:

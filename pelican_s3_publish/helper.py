@@ -16,11 +16,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from .bucket import Bucket, WriteConflict
+from .bucket import Bucket, Capabilities, WriteConflict
 from .errors import PublishError, RefusedError, SettingsError
 from .local import READ_BLOCK, Ahead, fingerprinted, hash_ahead, still_as_hashed
 from .manifest import MANIFEST_NAME, Listed
@@ -140,19 +140,50 @@ class Hashing:
     fingerprinted = staticmethod(fingerprinted)  # what a scan hands over, in this process's own thread
 
 
+class Knowing:
+    """What the store does, found out once: the parent asks as soon as it has read a bucket without a
+    manifest, so that the probe's round trips pass while it scans, and asks again when it needs the answer."""
+
+    OPERATIONS = frozenset({"know"})
+
+    def __init__(self, bucket: Bucket) -> None:
+        self._bucket = bucket
+        self._found: Future[Capabilities] | None = None  # the probe's answer, or why it failed
+        self._probing = threading.Lock()  # held while the probe runs: a second question waits for its answer
+
+    def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
+        if known is not None:
+            return self._bucket.know(known, prefix)
+        with self._probing:
+            if self._found is None:
+                self._found = Future()
+                try:
+                    self._found.set_result(self._bucket.know(None, prefix))
+                except Exception as error:
+                    self._found.set_exception(error)
+        return self._found.result()
+
+    def settled(self) -> None:
+        """Waits for a probe under way, which removes its objects whatever happens, and lets none start:
+        this process is ending."""
+        self._probing.acquire()
+
+
 def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], workers: int) -> None:
     """Each request carried out beside the others, as the parent's workers each wait for their own.
 
-    A closed pipe ends the child, whatever is in flight: the parent is done,
-    or gone, and a write it will never hear of is one it never made.
+    A closed pipe ends the child, whatever else is in flight: the parent is
+    done, or gone, and a write it will never hear of is one it never made.
+    A probe of the store is let finish, so that it leaves nothing behind.
     """
-    hashing = Hashing()
+    knowing = Knowing(bucket)
+    answers = {**dict.fromkeys(Hashing.OPERATIONS, Hashing()), **dict.fromkeys(Knowing.OPERATIONS, knowing)}
 
     def carry_out(number: int, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
         if progress:  # a write, whose last argument says how: told as it goes
             arguments = (*arguments[:-1], replace(arguments[-1], progress=lambda sent: tell((number, None, sent))))
         try:
-            outcome = getattr(hashing if operation in Hashing.OPERATIONS else bucket, operation)
+            outcome = getattr(answers.get(operation, bucket), operation)
             tell((number, True, outcome(*arguments) if callable(outcome) else outcome))
         except WriteConflict as conflict:  # not a failure: the parent decides what it means
             tell((number, False, conflict))
@@ -164,6 +195,7 @@ def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], wo
         try:
             request = pickle.load(requests)
         except (EOFError, pickle.UnpicklingError, OSError):
+            knowing.settled()
             os._exit(0)
         pool.submit(carry_out, *request)
 

@@ -180,7 +180,7 @@ def _publish_build(pelican_obj: Any) -> None:
 
         remote = early_read if settings == early_settings else None
         if early_read is not None and remote is None:  # the settings changed meanwhile: read anew
-            early_read.cancel()
+            early_read.close()
         with _progress_bar() as bar:
             sources = _sources.pop(pelican_obj, None)
             report = publish(settings, os.path.abspath(pelican_obj.output_path), remote, bar, sources)

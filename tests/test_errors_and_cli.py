@@ -228,6 +228,7 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(site: Site, bucket: Buck
     planned = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("upload")]
     assert set(planned) == set(md5_tree(site.output))
     assert bucket.all_keys() == set()
+    assert bucket.proxy.writes() == []  # not even the probe that asks a new bucket's store what it does
 
 
 def test_cli_json_report_has_the_promised_shape(site: Site, bucket: Bucket) -> None:

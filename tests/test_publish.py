@@ -201,6 +201,7 @@ def test_dry_run_through_pelican_writes_nothing(site: Site, bucket: Bucket) -> N
 
     assert build.returncode == 0, build.output
     assert bucket.all_keys() == set()
+    assert bucket.proxy.writes() == []  # not even the probe that asks a new bucket's store what it does
     assert build.report["dry_run"] is True
     assert "upload  post-1.html  (new" in build.output
     assert "nothing was written" in build.output

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,9 @@ import pytest
 from devtools import proxy as proxy_module
 from devtools import s3rver, seaweed
 from devtools.stores import GARAGE, OWNER_ENFORCED, PROFILES, R2, Refusal, Rule, StoreProfile
-from tests.conftest import Bucket, MotoServer, Site, new_bucket, s3_client, stored_manifest
+from pelican_s3_publish.early_read import ChildRead
+from pelican_s3_publish.settings import from_pelican
+from tests.conftest import Bucket, MotoServer, Site, md5_tree, new_bucket, s3_client, stored_manifest
 
 REDIRECT = {"old/post-3.html": "/post-1.html"}
 MANIFEST = ".s3-publish-manifest.json.gz"
@@ -320,6 +323,42 @@ def test_the_store_is_asked_once_per_address_and_again_at_a_new_one(
         elsewhere.stop()
     head, _ = stored_manifest(bucket.body(MANIFEST))
     assert head["store"]["where"] == f"{elsewhere.url}/{bucket.name}"
+
+
+def _probe_deletes(bucket: Bucket) -> list[proxy_module.Request]:
+    return [r for r in bucket.proxy.requests if r.method in ("POST", "DELETE") and r.is_probe]
+
+
+def test_a_first_publish_asks_the_store_once_and_before_its_first_write(site: Site, bucket: Bucket) -> None:
+    """The helper starts the probe as soon as it has read a bucket without a manifest, while the command
+    scans; the publish then waits for that probe's answer instead of asking again."""
+    site.build_only()
+
+    result = site.publish_cli()
+
+    assert result.returncode == 0, result.stderr
+    assert len(_probe_deletes(bucket)) == 1  # one probe, its objects removed once
+    writes = bucket.proxy.writes()
+    first_site_write = next(n for n, r in enumerate(writes) if not r.is_probe)
+    assert all(r.is_probe for r in writes[:first_site_write]) and not any(r.is_probe for r in writes[first_site_write:])
+    assert bucket.all_keys() == set(md5_tree(site.output)) | {MANIFEST}
+
+
+def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(bucket: Bucket) -> None:
+    """A publish that fails on its own input ends while the probe it started is under way: the helper lets
+    the probe finish and remove its objects, and the bucket is as it was."""
+    bucket.proxy.latency_s = 0.2  # each request: the probe is under way for a second
+    settings = from_pelican({"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url})
+    read = ChildRead(settings, fork=False)
+    deadline = time.monotonic() + 30
+    while not [r for r in bucket.proxy.requests if r.method == "PUT" and r.is_probe]:
+        assert time.monotonic() < deadline, "the probe never started"
+        time.sleep(0.01)
+
+    read.close()
+
+    assert len(_probe_deletes(bucket)) == 1
+    assert bucket.all_keys() == set()
 
 
 IGNORES_CONTENT_MD5 = StoreProfile(

@@ -58,9 +58,9 @@ def find_out(bucket: Probed, prefix: str, acl: str | None) -> Capabilities:
     key, folder = prefix + PROBE_NAME, prefix + PROBE_FOLDER
     probes = [key, folder, *(prefix + name for name in PROBE_ORDER)]
     bucket.adopt(Capabilities(bucket.where, checksums=False, etag_is_md5=False))  # the plain write checks nothing
-    etag = bucket.call("PutObject", key, lambda: bucket.put_with_md5(key, BODY, HEADERS))
+    etag = _write_plainly(bucket, key)
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=5) as pool:  # each question at once: a round trip, not two
             checksums = pool.submit(_takes_checksums, bucket, key)
             create = pool.submit(_enforcement, bucket, key, Write(create=True))
             replace = pool.submit(_enforcement, bucket, key, Write(if_match=NOT_THIS_VERSION))
@@ -120,10 +120,14 @@ def _lists_in_order(bucket: Probed, prefix: str) -> bool:
     """Whether the listing after `PROBE_ORDER_BASE` holds the two order probes, in S3's order, and
     nothing else: a listing can then be cut into ranges that add up to the whole."""
     keys = [prefix + name for name in PROBE_ORDER]
-    for probe_key in keys:
-        bucket.call("PutObject", probe_key, functools.partial(bucket.put_with_md5, probe_key, BODY, HEADERS))
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:  # side by side: listed once both are written
+        list(pool.map(functools.partial(_write_plainly, bucket), keys))
     base = prefix + PROBE_ORDER_BASE
     return list(bucket.list_objects(prefix, False, KeyRange(base, base + "0"))) == keys
+
+
+def _write_plainly(bucket: Probed, key: str) -> str:
+    return str(bucket.call("PutObject", key, functools.partial(bucket.put_with_md5, key, BODY, HEADERS)))
 
 
 def _refused(bucket: Probed, failed: Failed) -> bool:
