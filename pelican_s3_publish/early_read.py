@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, TypeVar
 
 from . import helper, log
-from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, S3Bucket, Version, Write, WriteConflict
+from .bucket import EVERY_KEY, PLAIN, Bucket, Capabilities, Head, KeyRange, Version, Write, WriteConflict
 from .bucket.interface import Progress
 from .errors import PublishError
 from .headers import Headers
@@ -319,6 +319,8 @@ class ChildRead:
         """
         if writes < MANY_WRITES:
             return lambda: bucket
+        from .bucket import S3Bucket
+
         made = _in_thread(functools.partial(S3Bucket, self._settings), "s3-publish-writer")
 
         def own() -> Bucket:

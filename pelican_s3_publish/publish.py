@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import cdn, history, log, redirects
-from .bucket import Bucket, Capabilities, S3Bucket
+from .bucket import Bucket, Capabilities
 from .cdn import Cdn, Invalidation
 from .early_read import BucketRead, ThreadRead
 from .errors import PublishError, RefusedError, SettingsError
@@ -72,6 +72,8 @@ def _headers_function(
 
 def start_read(settings: Settings) -> ThreadRead:
     """Resolve the bucket and read it in a thread: for what waits for the answer at once."""
+    from .bucket import S3Bucket
+
     return ThreadRead(functools.partial(S3Bucket, settings), settings.prefix, settings.workers)
 
 
