@@ -149,12 +149,12 @@ class Knowing:
     def __init__(self, bucket: Bucket) -> None:
         self._bucket = bucket
         self._found: Future[Capabilities] | None = None  # the probe's answer, or why it failed
-        self._probing = threading.Lock()  # held while the probe runs: a second question waits for its answer
+        self._probing = threading.Lock()  # held while the store may be probed: a second question waits
 
     def know(self, known: Capabilities | None, prefix: str) -> Capabilities:
-        if known is not None:
-            return self._bucket.know(known, prefix)
         with self._probing:
+            if known is not None:  # kept in the manifest; probed again if found at another address
+                return self._bucket.know(known, prefix)
             if self._found is None:
                 self._found = Future()
                 try:
