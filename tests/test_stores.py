@@ -351,7 +351,7 @@ def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(bu
     settings = from_pelican({"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url})
     read = ChildRead(settings, fork=False)
     deadline = time.monotonic() + 30
-    while not [r for r in bucket.proxy.requests if r.method == "PUT" and r.is_probe]:
+    while not _probes(bucket):
         assert time.monotonic() < deadline, "the probe never started"
         time.sleep(0.01)
 
