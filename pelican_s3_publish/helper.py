@@ -179,7 +179,10 @@ def serve(bucket: Bucket, requests: BinaryIO, tell: Callable[[object], None], wo
     knowing = Knowing(bucket)
     answers = {**dict.fromkeys(Hashing.OPERATIONS, Hashing()), **dict.fromkeys(Knowing.OPERATIONS, knowing)}
 
-    def carry_out(number: int, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
+    def carry_out(number: int | None, operation: str, arguments: tuple[Any, ...], progress: bool) -> None:
+        if number is None:  # asked without a number (files to hash ahead): carried out, nothing said back
+            getattr(answers[operation], operation)(*arguments)
+            return
         if progress:  # a write, whose last argument says how: told as it goes
             arguments = (*arguments[:-1], replace(arguments[-1], progress=lambda sent: tell((number, None, sent))))
         try:

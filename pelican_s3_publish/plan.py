@@ -194,7 +194,7 @@ def _decide(
     expected = compression.with_gzip(headers) if stored_gzip else headers
     if record.headers != expected:
         return HeaderUpdate(file, expected, record.headers)
-    return record if record.sha256 == file.sha256 else replace(record, sha256=file.sha256)
+    return record if record.sha256 == file.sha256 else record._replace(sha256=file.sha256)
 
 
 def _sent(file: LocalFile, headers: Headers, reason: Reason, gzip: bool) -> Upload:

@@ -135,7 +135,7 @@ def on_initialized(pelican_obj: Any) -> None:
         # Forked while the build runs no other thread (its console's spinner starts later): nothing to import
         # again. With threads, a new interpreter: a fork would copy locks other threads may hold.
         alone = threading.active_count() == 1
-        _early_reads[pelican_obj] = settings, ChildRead(settings, fork=alone)
+        _early_reads[pelican_obj] = settings, ChildRead(settings, fork=alone, waits_at_close=False)
     except PublishError as error:
         _fail(error, autoreload=False)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import compression, log
@@ -108,7 +108,7 @@ def _update_headers(target: Target, update: HeaderUpdate) -> Done:
 def _restore(target: Target, restore: Restore) -> Done:
     log.debug("restore %s (%s)", restore.relpath, restore.version or "headers")
     etag = target.bucket.copy(object_key(target.prefix, restore.relpath), restore.record.headers, restore.version)
-    return Done(restore.relpath, replace(restore.record, etag=etag), 0)
+    return Done(restore.relpath, restore.record._replace(etag=etag), 0)
 
 
 Task = Upload | HeaderUpdate | Restore

@@ -344,12 +344,16 @@ def test_a_first_publish_asks_the_store_once_and_before_its_first_write(site: Si
     assert bucket.all_keys() == set(md5_tree(site.output)) | {MANIFEST}
 
 
-def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(bucket: Bucket) -> None:
+@pytest.mark.parametrize("waits_at_close", [True, False], ids=["command line", "build"])
+def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(
+    bucket: Bucket, waits_at_close: bool
+) -> None:
     """A publish that fails on its own input ends while the probe it started is under way: the helper lets
-    the probe finish and remove its objects, and the bucket is as it was."""
+    the probe finish and remove its objects, and the bucket is as it was. A build, which does not wait for
+    a helper that has only to end, waits for one with a probe under way."""
     bucket.proxy.latency_s = 0.2  # each request: the probe is under way for a second
     settings = from_pelican({"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url})
-    read = ChildRead(settings, fork=False)
+    read = ChildRead(settings, fork=False, waits_at_close=waits_at_close)
     deadline = time.monotonic() + 30
     while not _probes(bucket):
         assert time.monotonic() < deadline, "the probe never started"
@@ -359,6 +363,32 @@ def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(bu
 
     assert len(_probe_deletes(bucket)) == 1
     assert bucket.all_keys() == set()
+
+
+def _children() -> set[int]:
+    """This process's child processes, those ended but not yet reaped (zombies) among them."""
+    tasks = Path("/proc/self/task")
+    return {int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+
+
+def test_a_build_goes_on_while_its_helper_ends_and_the_helper_is_reaped(bucket: Bucket) -> None:
+    """At the end of a build's publish the helper has nothing under way: the build does not wait while it
+    ends, and it is reaped once it has, leaving no zombie behind."""
+    settings = from_pelican(
+        {"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url, "S3_PUBLISH_DRY_RUN": True}
+    )
+    before = _children()
+    read = ChildRead(settings, fork=False, waits_at_close=False)
+    read.result()
+    (helper,) = _children() - before
+
+    read.close()
+
+    deadline = time.monotonic() + 10
+    while helper in _children():
+        assert time.monotonic() < deadline, "the helper was never reaped"
+        time.sleep(0.01)
+    assert bucket.proxy.writes() == []
 
 
 IGNORES_CONTENT_MD5 = StoreProfile(
