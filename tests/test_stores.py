@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -354,15 +354,19 @@ def test_a_publish_that_ends_while_the_store_is_probed_leaves_no_probe_behind(
     bucket.proxy.latency_s = 0.2  # each request: the probe is under way for a second
     settings = from_pelican({"S3_PUBLISH_BUCKET": bucket.name, "S3_PUBLISH_ENDPOINT_URL": bucket.endpoint_url})
     read = ChildRead(settings, fork=False, waits_at_close=waits_at_close)
-    deadline = time.monotonic() + 30
-    while not _probes(bucket):
-        assert time.monotonic() < deadline, "the probe never started"
-        time.sleep(0.01)
+    _wait_until(lambda: _probes(bucket), 30, "the probe never started")
 
     read.close()
 
     assert len(_probe_deletes(bucket)) == 1
     assert bucket.all_keys() == set()
+
+
+def _wait_until(done: Callable[[], object], seconds: float, never: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, never
+        time.sleep(0.01)
 
 
 def _children() -> set[int]:
@@ -384,10 +388,7 @@ def test_a_build_goes_on_while_its_helper_ends_and_the_helper_is_reaped(bucket: 
 
     read.close()
 
-    deadline = time.monotonic() + 10
-    while helper in _children():
-        assert time.monotonic() < deadline, "the helper was never reaped"
-        time.sleep(0.01)
+    _wait_until(lambda: helper not in _children(), 10, "the helper was never reaped")
     assert bucket.proxy.writes() == []
 
 
