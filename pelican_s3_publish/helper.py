@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from . import collector
 from .bucket import Bucket, Capabilities, WriteConflict
 from .errors import PublishError, RefusedError, SettingsError
 from .local import READ_BLOCK, Ahead, fingerprinted, hash_ahead, still_as_hashed
@@ -90,20 +91,21 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
             to_parent.flush()
 
     try:
-        from .bucket import S3Bucket
+        with collector.held_off():  # botocore's import and resolution, then the records and the listing
+            from .bucket import S3Bucket
 
-        bucket = S3Bucket(settings)
-        found = bucket.get(settings.prefix + MANIFEST_NAME)
-        tell((bucket.name, found))
-        manifest = manifest_from(found, bucket.name, settings.prefix, with_sha256=False)  # checked, not kept
-        listing = checked_in_parts(bucket, settings.prefix, manifest, settings.workers)
-        unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
-        unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
-        tell(Listing(unlike, unlisted))
+            bucket = S3Bucket(settings)
+            found = bucket.get(settings.prefix + MANIFEST_NAME)
+            tell((bucket.name, found))
+            manifest = manifest_from(found, bucket.name, settings.prefix, with_sha256=False)  # checked, not kept
+            listing = checked_in_parts(bucket, settings.prefix, manifest, settings.workers)
+            unlike = {relpath: entry for relpath, entry in listing.items() if isinstance(entry, Listed)}
+            unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
+            tell(Listing(unlike, unlisted))
+            del found, manifest, listing, unlike, unlisted  # before the collector is back: it need not walk them
     except Exception as error:  # one line, as every failure is; not a traceback on the build's terminal
         tell(failed(error))
         return
-    del found, manifest, listing, unlike, unlisted
     serve(bucket, requests, tell, settings.workers)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import cdn, history, log, redirects
+from . import cdn, collector, history, log, redirects
 from .bucket import Bucket, Capabilities
 from .cdn import Cdn, Invalidation
 from .early_read import BucketRead, ThreadRead
@@ -354,7 +354,8 @@ def publish(
     remote = remote or start_read(settings)
     with on_signals() as stop, tempfile.TemporaryDirectory(prefix="s3-publish-") as scratch:
         try:
-            bucket, plan, state = prepare(settings, output_dir, remote, scratch, sources)
+            with collector.held_off():
+                bucket, plan, state = prepare(settings, output_dir, remote, scratch, sources)
             stop.check("nothing was written; the bucket is as it was")
             return _carry_out(settings, remote, bucket, plan, state, on_progress, stop, started)
         finally:

@@ -5,12 +5,14 @@ SeaweedFS stays for every wire, fault and end-to-end test; these run in millisec
 
 from __future__ import annotations
 
+import gc
 import gzip
 import re
 from pathlib import Path
 
 import pytest
 
+from pelican_s3_publish import publish as publishing
 from pelican_s3_publish.bucket import MemoryBucket
 from pelican_s3_publish.early_read import ThreadRead
 from pelican_s3_publish.errors import PublishError
@@ -84,6 +86,53 @@ def test_a_second_publish_writes_nothing(tmp_path: Path) -> None:
 
     assert _publish(bucket, root) == []
     assert bucket.writes == []
+
+
+def test_a_publish_reads_and_plans_with_no_garbage_collection_and_gives_the_collector_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading and planning make objects for every file and record, none in a cycle: a collection meanwhile
+    only walks them again (bench/NOTES.md, seventeenth pass)."""
+    bucket, root = MemoryBucket(), _site(tmp_path)
+    for number in range(2000):
+        (root / f"page-{number}.html").write_text(f"<p>{number}</p>")
+    _publish(bucket, root)
+    collections: list[int] = []
+    while_planning: list[int] = []
+    prepare = publishing.prepare
+
+    def counted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    def counting_prepare(*args: object, **kwargs: object) -> object:
+        before = len(collections)
+        prepared = prepare(*args, **kwargs)  # type: ignore[arg-type]
+        while_planning.append(len(collections) - before)
+        return prepared
+
+    monkeypatch.setattr(publishing, "prepare", counting_prepare)
+    gc.callbacks.append(counted)
+    try:
+        assert _publish(bucket, root) == []
+    finally:
+        gc.callbacks.remove(counted)
+    assert while_planning == [0]
+    assert gc.isenabled()
+
+
+def test_the_collector_is_left_as_the_program_had_it_after_a_failed_publish_too(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PublishError, match="holds no files to publish"):
+        _publish(MemoryBucket(), tmp_path / "empty")
+    assert gc.isenabled()
+
+    gc.disable()  # a program that runs with the collector off
+    try:
+        _publish(MemoryBucket(), _site(tmp_path / "site"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_header_rule_change_copies_without_sending_bytes(tmp_path: Path) -> None:
