@@ -103,6 +103,7 @@ def answer(settings: Settings, to_parent: BinaryIO, requests: BinaryIO) -> None:
             unlisted = frozenset(relpath for relpath in manifest.records if relpath not in listing)
             tell(Listing(unlike, unlisted))
             del found, manifest, listing, unlike, unlisted  # before the collector is back: it need not walk them
+            collector.set_aside()
     except Exception as error:  # one line, as every failure is; not a traceback on the build's terminal
         tell(failed(error))
         return
