@@ -22,6 +22,7 @@ WITHOUT_AGAIN = "the same build without the plugin"
 OFF = "publishing off"
 NOOP = "no-op publish"
 CHAOS_SEED = 20261126
+SCALE_NOOPS = 3
 
 TIMED_BUILD = """
 import json, sys, time
@@ -92,11 +93,13 @@ def uploads(builds: sites.Builds, server: seaweed.SeaweedServer, rtt_ms: int, wo
     return timings
 
 
-def _build_output(work: Path) -> Path:
-    """A tmpfs when there is one: writing 90 MB to disk varied a build's system time
-    from 0.7 to 1.8 s, which drowned what the plugin adds."""
+def _in_memory(work: Path, name: str) -> Path:
+    """A folder on a tmpfs when there is one, else in `work`: what a measure reads or writes there stays
+    in memory. Writing a build's 90 MB to disk varied its system time from 0.7 to 1.8 s, which drowned
+    what the plugin adds; and on this machine the kernel pages out files left a minute unread (DAMON),
+    so a no-op right after a first upload of 77 s read most of its 100,000 files from disk again."""
     shm = Path("/dev/shm")
-    return shm / f"pelican-s3-publish-bench-{os.getpid()}" if shm.is_dir() else work / "in-pelican-out"
+    return shm / f"pelican-s3-publish-bench-{os.getpid()}-{name}" if shm.is_dir() else work / name
 
 
 def _spent_in_plugin(stderr: str) -> dict[str, float]:
@@ -117,7 +120,7 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, rounds: int,
     """
     bucket = "in-pelican"
     s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-    output = _build_output(work)
+    output = _in_memory(work, "in-pelican-out")
     command = ["content", "-s", "pelicanconf.py", "-o", str(output), "-q", "-e"]
     common = [
         f'S3_PUBLISH_BUCKET="{bucket}"', f'S3_PUBLISH_ENDPOINT_URL="{server.endpoint_url}"',
@@ -167,20 +170,31 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, rounds: int,
 
 
 def scale(server: seaweed.SeaweedServer, counts: list[int], work: Path) -> list[dict[str, float]]:
+    """A first upload of each generated output, then `SCALE_NOOPS` no-ops of it: the median time and CPU,
+    the highest peak RSS."""
     rows = []
     for count in counts:
-        tree = work / f"flat-{count}"
-        if not sites.tree_exists(tree):
-            sites.flat_tree(tree, count)
+        tree = sites.flat_tree(fresh(_in_memory(work, f"flat-{count}")), count)
         bucket = f"scale-{count}"
         s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
         argv = _publish_cli(tree, work / "site", server.endpoint_url, bucket)
-        first = run_timed(argv, _env(), work / "scale.log")
-        noop = run_timed(argv, _env(), work / "scale.log")
+        try:
+            first = run_timed(argv, _env(), work / "scale.log")
+            noops = [run_timed(argv, _env(), work / "scale.log") for _ in range(SCALE_NOOPS)]
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+        noop_s, noop_cpu_s = median([n[0] for n in noops]), median([n[1] for n in noops])
+        noop_rss_mb = max(n[2] for n in noops)
         rows.append(
-            {"files": count, "first_s": first[0], "noop_s": noop[0], "noop_cpu_s": noop[1], "noop_rss_mb": noop[2]}
+            {
+                "files": count,
+                "first_s": first[0],
+                "noop_s": noop_s,
+                "noop_cpu_s": noop_cpu_s,
+                "noop_rss_mb": noop_rss_mb,
+            }
         )
-        print(f"  scale {count} files: first {first[0]:.1f} s, no-op {noop[0]:.2f} s, {noop[2]:.0f} MB", flush=True)
+        print(f"  scale {count} files: first {first[0]:.1f} s, no-op {noop_s:.2f} s, {noop_rss_mb:.0f} MB", flush=True)
     return rows
 
 

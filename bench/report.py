@@ -104,6 +104,11 @@ def previous_medians(path: Path) -> dict[tuple[str, str], float]:
     return found
 
 
+SCALE_METHOD = (
+    "Each output generated on a tmpfs (on disk, this machine's kernel paged out what was left a minute "
+    "unread, and a no-op read it back from disk), published once, then three no-ops: the median time and "
+    "CPU, the highest peak RSS."
+)
 CHAOS_METHOD = [
     "`devtools/chaos.py`, seeded: each round changes a generated site at random (edit, add, remove, rename, a "
     "header rule, gzip on or off, a redirect added or dropped), publishes it through the fault proxy (a share of "
@@ -257,7 +262,7 @@ def write(
         for label, samples in extras["in_pelican"].items()
     ]
     if extras["scale"]:
-        lines += ["", "## Scale: generated outputs, no Pelican build", "",
+        lines += ["", "## Scale: generated outputs, no Pelican build", "", SCALE_METHOD, "",
                   "| files | first upload s | no-op s | no-op CPU s | no-op peak RSS MB | no-op µs per file |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [
