@@ -192,6 +192,7 @@ def scale(server: seaweed.SeaweedServer, counts: list[int], work: Path) -> list[
                 "noop_s": noop_s,
                 "noop_cpu_s": noop_cpu_s,
                 "noop_rss_mb": noop_rss_mb,
+                "noops": len(noops),
             }
         )
         print(f"  scale {count} files: first {first[0]:.1f} s, no-op {noop_s:.2f} s, {noop_rss_mb:.0f} MB", flush=True)

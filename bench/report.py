@@ -106,7 +106,7 @@ def previous_medians(path: Path) -> dict[tuple[str, str], float]:
 
 SCALE_METHOD = (
     "Each output generated on a tmpfs (on disk, this machine's kernel paged out what was left a minute "
-    "unread, and a no-op read it back from disk), published once, then three no-ops: the median time and "
+    "unread, and a no-op read it back from disk), published once, then {noops} no-ops: the median time and "
     "CPU, the highest peak RSS."
 )
 CHAOS_METHOD = [
@@ -262,7 +262,8 @@ def write(
         for label, samples in extras["in_pelican"].items()
     ]
     if extras["scale"]:
-        lines += ["", "## Scale: generated outputs, no Pelican build", "", SCALE_METHOD, "",
+        lines += ["", "## Scale: generated outputs, no Pelican build", "",
+                  SCALE_METHOD.format(noops=extras["scale"][0]["noops"]), "",
                   "| files | first upload s | no-op s | no-op CPU s | no-op peak RSS MB | no-op µs per file |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [
