@@ -1,5 +1,6 @@
 """Measurements beyond the side-by-side table: the seed's sequential-vs-concurrent
-comparison, the plugin's cost inside `pelican content`, and a 100,000-file no-op."""
+comparison, the plugin's cost inside `pelican content`, a 100,000-file no-op, and
+the floor under the largest no-ops (`bench.floor`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import sites
+from bench import floor, sites
 from bench.run import fresh, median, run_timed, s3, warm_up
 from devtools import chaos, seaweed
 from devtools import proxy as proxy_module
@@ -170,33 +171,46 @@ def in_pelican(builds: sites.Builds, server: seaweed.SeaweedServer, rounds: int,
 
 
 def scale(server: seaweed.SeaweedServer, counts: list[int], work: Path) -> list[dict[str, float]]:
-    """A first upload of each generated output, then `SCALE_NOOPS` no-ops of it: the median time and CPU,
-    the highest peak RSS."""
+    """A first upload of each generated output, then `SCALE_NOOPS` no-ops of it, each beside the floor's
+    parts (`bench.floor`): the median time and CPU, the highest peak RSS."""
     rows = []
     for count in counts:
         tree = sites.flat_tree(fresh(_in_memory(work, f"flat-{count}")), count)
-        bucket = f"scale-{count}"
-        s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-        argv = _publish_cli(tree, work / "site", server.endpoint_url, bucket)
         try:
-            first = run_timed(argv, _env(), work / "scale.log")
-            noops = [run_timed(argv, _env(), work / "scale.log") for _ in range(SCALE_NOOPS)]
+            first, measured = _first_then_floor(server, tree, f"scale-{count}", work, SCALE_NOOPS)
         finally:
             shutil.rmtree(tree, ignore_errors=True)
-        noop_s, noop_cpu_s = median([n[0] for n in noops]), median([n[1] for n in noops])
-        noop_rss_mb = max(n[2] for n in noops)
-        rows.append(
-            {
-                "files": count,
-                "first_s": first[0],
-                "noop_s": noop_s,
-                "noop_cpu_s": noop_cpu_s,
-                "noop_rss_mb": noop_rss_mb,
-                "noops": len(noops),
-            }
-        )
-        print(f"  scale {count} files: first {first[0]:.1f} s, no-op {noop_s:.2f} s, {noop_rss_mb:.0f} MB", flush=True)
+        rows.append({"files": count, "first_s": first, **measured.to_json()})
+        print(f"  scale {count} files: first {first:.1f} s, no-op {measured.noop_s:.2f} s, "
+              f"{measured.noop_rss_mb:.0f} MB, floor {measured.bound_s:.2f} s", flush=True)  # fmt: skip
     return rows
+
+
+def generated_floor(server: seaweed.SeaweedServer, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    """The side-by-side's generated output, published once, then our no-op after rewriting every file beside
+    the floor's parts (`bench.floor`), `args.runs` times."""
+    source = sites.generated_tree(fresh(_in_memory(work, "generated")), args.large_files, args.large_mb)
+    tree = _in_memory(work, "generated-rewritten")
+    try:
+        _, measured = _first_then_floor(server, tree, "floor-generated", work, args.runs, source)
+    finally:
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(tree, ignore_errors=True)
+    print(f"  generated output: no-op {measured.noop_s:.2f} s, floor {measured.bound_s:.2f} s", flush=True)
+    return {"files": args.large_files, **measured.to_json()}
+
+
+def _first_then_floor(
+    server: seaweed.SeaweedServer, tree: Path, bucket: str, work: Path, runs: int, source: Path | None = None
+) -> tuple[float, floor.Floor]:
+    """The first upload's seconds (of `source` rewritten, if given), then `floor.measure`."""
+    s3(server.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    if source is not None:
+        sites.rewrite(source, tree)
+    argv = _publish_cli(tree, work / "site", server.endpoint_url, bucket)
+    first = run_timed(argv, _env(), work / "scale.log")[0]
+    read = floor.read_command(work / "site" / "pelicanconf.py", tree, bucket, server.endpoint_url)
+    return first, floor.measure(argv, read, tree, server, _env(), work, runs, source)
 
 
 def chaos_run(server: seaweed.SeaweedServer, rounds: int) -> dict[str, object]:
@@ -218,6 +232,7 @@ def measure(args: argparse.Namespace, builds: sites.Builds, work: Path) -> dict[
             "uploads": uploads(builds, server, args.rtt_ms, work),
             "in_pelican": in_pelican(builds, server, args.pelican_rounds, work),
             "scale": scale(server, args.scale_files, work),
+            "generated_floor": generated_floor(server, args, work),
             "chaos": chaos_run(server, args.chaos_rounds),
         }
     (work / "extra.json").write_text(json.dumps(found, indent=2))

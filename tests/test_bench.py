@@ -24,3 +24,7 @@ def test_benchmark_runs_on_a_tiny_site(tmp_path: Path) -> None:
         assert f"**{scenario}**" in results
     assert "| pelican-s3-publish |" in results
     assert "**NO**" not in results  # every run left the bucket equal to the output
+    floors = [line.split(" | ") for line in results.splitlines() if line.startswith("| generated, 300 files")]
+    assert len(floors) == 1  # the generated output's no-op, beside the floor under it
+    read_alone, hashing_alone, floor = (float(floors[0][column]) for column in (4, 6, 7))
+    assert floor >= max(read_alone, hashing_alone) > 0
