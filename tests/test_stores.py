@@ -370,9 +370,20 @@ def _wait_until(done: Callable[[], object], seconds: float, never: str) -> None:
 
 
 def _children() -> set[int]:
-    """This process's child processes, those ended but not yet reaped (zombies) among them."""
-    tasks = Path("/proc/self/task")
-    return {int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+    """This process's child processes, those ended but not yet reaped (zombies) among them.
+
+    By thread: a thread that ends between the listing of threads and the
+    reading of its children is skipped; its children have passed to another
+    thread of this process, whose list holds them.
+    """
+    return {int(pid) for task in Path("/proc/self/task").iterdir() for pid in _task_children(task)}
+
+
+def _task_children(task: Path) -> list[str]:
+    try:
+        return (task / "children").read_text().split()
+    except FileNotFoundError:
+        return []
 
 
 def test_a_build_goes_on_while_its_helper_ends_and_the_helper_is_reaped(bucket: Bucket) -> None:
