@@ -104,15 +104,20 @@ def _server_cpu(server: seaweed.SeaweedServer) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _with_server(server: seaweed.SeaweedServer, argv: list[str], env: dict[str, str], log: Path) -> tuple[float, ...]:
-    """(wall, CPU, peak RSS, the server's CPU meanwhile) of one run; a failed run fails the measure."""
+def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float]:
+    """(wall, CPU, peak RSS) of one run; a failed run fails the measure."""
     from bench.run import run_timed
 
-    before = _server_cpu(server)
     wall, cpu, rss, code = run_timed(argv, env, log)
     if code != 0:
         raise RuntimeError(f"{shlex.join(argv)} exited with {code}: see {log}")
-    return wall, cpu, rss, _server_cpu(server) - before
+    return wall, cpu, rss
+
+
+def _with_server(server: seaweed.SeaweedServer, argv: list[str], env: dict[str, str], log: Path) -> tuple[float, ...]:
+    """(wall, CPU, peak RSS, the server's CPU meanwhile) of one run."""
+    before = _server_cpu(server)
+    return (*_run(argv, env, log), _server_cpu(server) - before)
 
 
 def measure(
@@ -128,7 +133,7 @@ def measure(
     """Our no-op, the read alone and the hashing alone, in turn, `runs` times; with `rewritten_from`,
     `tree` is rewritten with the same bytes before each no-op, as the side-by-side runs do."""
     from bench import sites
-    from bench.run import median, run_timed
+    from bench.run import median
 
     log = work / "floor.log"
     hashed = work / "floor.hash"
@@ -138,20 +143,20 @@ def measure(
             sites.rewrite(rewritten_from, tree)
         noops.append(_with_server(server, noop, env, log))
         reads.append(_with_server(server, read, env, log))
-        run_timed([sys.executable, "-m", "bench.floor", "hash", str(tree), str(hashed)], env, log)
+        _run([sys.executable, "-m", "bench.floor", "hash", str(tree), str(hashed)], env, log)
         wall, cpu, _ = hashed.read_text().split()
         hashes.append((float(wall), float(cpu)))
     return Floor(
-        runs,
-        median([run[0] for run in noops]),
-        median([run[1] for run in noops]),
-        max(run[2] for run in noops),
-        median([run[3] for run in noops]),
-        median([run[0] for run in reads]),
-        median([run[1] for run in reads]),
-        median([run[3] for run in reads]),
-        median([run[0] for run in hashes]),
-        median([run[1] for run in hashes]),
+        runs=runs,
+        noop_s=median([run[0] for run in noops]),
+        noop_cpu_s=median([run[1] for run in noops]),
+        noop_rss_mb=max(run[2] for run in noops),
+        noop_server_cpu_s=median([run[3] for run in noops]),
+        read_s=median([run[0] for run in reads]),
+        read_cpu_s=median([run[1] for run in reads]),
+        read_server_cpu_s=median([run[3] for run in reads]),
+        hash_s=median([run[0] for run in hashes]),
+        hash_cpu_s=median([run[1] for run in hashes]),
         cores=os.cpu_count() or 1,
     )
 

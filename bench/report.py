@@ -211,22 +211,23 @@ def _targets(results: Results, extras: dict[str, Any], rtt: str, previous: dict[
 
 def _floors(results: Results, extras: dict[str, Any]) -> list[str]:
     """Each measured output's no-op beside its floor, and the target it is held to."""
-    generated = extras.get("generated_floor")
-    other = _fastest_other(results, LARGE, "loopback")
-    rows = [(f"generated, {generated['files']:,} files, every file rewritten", generated)] if generated else []
-    fastest = median(_walls(results, other, LARGE, "loopback")) if other else None
-    targets = {rows[0][0]: LARGE_LOOPBACK_RATIO * fastest} if rows and fastest else {}
-    if extras["scale"]:
-        biggest = max(extras["scale"], key=lambda row: row["files"])
-        rows += [(f"flat, {row['files']:,} files", row) for row in extras["scale"]]
-        targets[f"flat, {biggest['files']:,} files"] = BIGGEST_NOOP_S
+    rows: list[tuple[str, dict[str, float], float | None]] = []
+    if generated := extras.get("generated_floor"):
+        other = _fastest_other(results, LARGE, "loopback")
+        target = LARGE_LOOPBACK_RATIO * median(_walls(results, other, LARGE, "loopback")) if other else None
+        rows.append((f"generated, {generated['files']:,} files, every file rewritten", generated, target))
+    most = max((row["files"] for row in extras["scale"]), default=None)
+    rows += [
+        (f"flat, {row['files']:,} files", row, BIGGEST_NOOP_S if row["files"] == most else None)
+        for row in extras["scale"]
+    ]
     if not rows:
         return []
     lines = ["", "## The floor under a no-op", "", FLOOR_METHOD.format(cores=rows[0][1]["cores"]), "",
              "| output | runs | no-op s | CPU s, ours + server | read alone s | CPU s, ours + server "
              "| hashing alone s | floor s | target s | floor within the target |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    return lines + [_floor_row(label, row, targets.get(label)) for label, row in rows]
+    return lines + [_floor_row(*row) for row in rows]
 
 
 def _floor_row(label: str, row: dict[str, float], target: float | None) -> str:
